@@ -1,0 +1,53 @@
+"""catsplit: split a coarse class of a trained classifier head into fine subclasses, zero-shot.
+
+A thin package: everything is re-exported lazily, so `import catsplit` loads neither torch nor
+any encoder until a name is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from catsplit._version import __version__
+from catsplit.errors import CatsplitError
+
+# public name -> module that defines it
+_EXPORTS = {
+    "Head": "catsplit.head",
+    "load_head": "catsplit.headfile",
+    "split": "catsplit.edit",
+    "unsplit": "catsplit.edit",
+    "evaluate": "catsplit.metrics",
+    "Scores": "catsplit.metrics",
+    "SplitConfig": "catsplit.config",
+    "infer_structure": "catsplit.structure",
+    "Structure": "catsplit.structure",
+    "default_text_encoder": "catsplit.encoders",
+    "load_text_encoder": "catsplit.encoders",
+}
+
+__all__ = ["CatsplitError", "__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from catsplit.config import SplitConfig
+    from catsplit.edit import split, unsplit
+    from catsplit.encoders import default_text_encoder, load_text_encoder
+    from catsplit.head import Head
+    from catsplit.headfile import load_head
+    from catsplit.metrics import Scores, evaluate
+    from catsplit.structure import Structure, infer_structure
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'catsplit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

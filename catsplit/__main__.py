@@ -1,0 +1,5 @@
+import sys
+
+from catsplit.cli import main
+
+sys.exit(main())

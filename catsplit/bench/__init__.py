@@ -1,0 +1,1 @@
+"""catsplit.bench: the rendered benchmark world, its base models, and speed scripts."""

@@ -1,0 +1,217 @@
+"""The `catsplit` command: a thin layer over the Python API.
+
+    catsplit split HEAD --coarse C --sub S1 --sub S2 [--method M] [--mode flat|hierarchical] -o OUT
+    catsplit unsplit HEAD --coarse C -o OUT
+    catsplit inspect HEAD [--coarse C --sub ...] [--json]
+    catsplit demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from catsplit.errors import CatsplitError
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from catsplit.headfile import load_head
+
+    return load_head(args.head, key=args.key, labels=args.labels)
+
+
+def _read_json(path: str | None, what: str) -> Any:
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise CatsplitError(f"{what} file {p} not found")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CatsplitError(f"{what} file {p} is not valid JSON: {exc}") from None
+
+
+def _subs(args: argparse.Namespace) -> list[str]:
+    subs = list(args.sub or [])
+    if args.subs_file:
+        p = Path(args.subs_file)
+        if not p.is_file():
+            raise CatsplitError(f"subs file {p} not found")
+        subs += [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return subs
+
+
+def _out_path(args: argparse.Namespace) -> Path:
+    out = Path(args.out)
+    if out.resolve() == Path(args.head).resolve() and not args.overwrite:
+        raise CatsplitError(f"--out {out} is the input file; pass --overwrite to replace it, or write elsewhere")
+    return out
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    from catsplit.config import SplitConfig
+    from catsplit.edit import split
+    from catsplit.encoders import load_text_encoder
+
+    head = _load(args)
+    out = _out_path(args)
+    encoder = None if args.method == "coarse" else load_text_encoder(args.encoder)
+    config = SplitConfig(alpha=args.alpha, beta=args.beta)
+    edited = split(
+        head, encoder, args.coarse, _subs(args), method=args.method, mode=args.mode,
+        modifiers=_read_json(args.modifiers, "modifiers"), groups=_read_json(args.groups, "groups"),
+        seed=args.seed, config=config,
+    )
+    edited.save(out, overwrite=args.overwrite)
+    rec = edited.history[-1]
+    print(f"split {rec['coarse']!r} -> {len(rec['subs'])} subs ({rec['method']}, {rec['mode']}); wrote {out}")
+    for sub in rec["subs"]:
+        extra = ""
+        match = rec.get("details", {}).get("matches", {}).get(sub)
+        if match:
+            extra = f"  <- {match['label']!r} (score {match['score']:.3f})"
+        print(f"  {sub!r}: modifier {rec['modifiers'][sub]!r}{extra}")
+    return 0
+
+
+def cmd_unsplit(args: argparse.Namespace) -> int:
+    from catsplit.edit import unsplit
+
+    head = _load(args)
+    out = _out_path(args)
+    restored = unsplit(head, args.coarse)
+    restored.save(out, overwrite=args.overwrite)
+    print(f"undid the split of {args.coarse!r}; wrote {out} ({restored.num_classes} labels)")
+    return 0
+
+
+def inspect_report(head: Any, coarse: str | None = None, subs: Sequence[str] = ()) -> dict[str, Any]:
+    """What catsplit sees in a head: shapes, labels, groups and modifiers (stored or inferred), history."""
+    from catsplit.structure import infer_structure, sub_modifiers
+
+    others = [lab for lab in head.labels if lab != coarse]
+    structure = infer_structure(others, head.groups)
+    multi = structure.multi_groups()
+    report: dict[str, Any] = {
+        "classes": head.num_classes,
+        "dim": head.dim,
+        "dtype": str(head.dtype).removeprefix("torch."),
+        "bias": head.bias is not None,
+        "kind": head.kind,
+        "hierarchical_gates": head.gates,
+        "labels": list(head.labels),
+        "groups_source": "inferred from label text" if structure.inferred_groups else "stored in the head",
+        "groups": multi,
+        "single_label_groups": sum(1 for ms in structure.groups.values() if len(ms) == 1),
+        "modifiers": {m: structure.modifiers[m] for ms in multi.values() for m in ms},
+        "dictionary_entries": sum(len(ms) for ms in multi.values()),
+        "history": [{k: v for k, v in rec.items() if k != "details"} for rec in head.history],
+    }
+    if coarse is not None and subs:
+        report["split_preview"] = {"coarse": coarse, "modifiers": dict(zip(subs, sub_modifiers(coarse, subs)))}
+    if head.metadata:
+        report["foreign_metadata_keys"] = sorted(head.metadata)
+    return report
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    head = _load(args)
+    report = inspect_report(head, args.coarse, _subs(args))
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{args.head}: {head}")
+    print(f"kind {report['kind']}, dtype {report['dtype']}, bias {'yes' if report['bias'] else 'no'}")
+    if report["hierarchical_gates"]:
+        print(f"gates of hierarchical splits: {report['hierarchical_gates']}")
+    print(f"\ngroups ({report['groups_source']}): {len(report['groups'])} with >= 2 labels, "
+          f"{report['single_label_groups']} single labels; {report['dictionary_entries']} modifier entries")
+    for g, members in report["groups"].items():
+        print(f"  {g!r}")
+        for m in members:
+            print(f"      {report['modifiers'][m]!r}  ({m})")
+    if "split_preview" in report:
+        print(f"\nsplitting {args.coarse!r} would use these modifiers:")
+        for s, m in report["split_preview"]["modifiers"].items():
+            print(f"  {s!r}: {m!r}")
+    print(f"\nhistory: {len(report['history'])} edit(s)")
+    for rec in report["history"]:
+        print(f"  {rec['op']} {rec['coarse']!r} -> {rec['subs']} ({rec['method']}, {rec['mode']})")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from catsplit.demo import DemoConfig, run_demo
+    from catsplit.encoders import load_text_encoder
+
+    run_demo(load_text_encoder(args.encoder), method=args.method, cfg=DemoConfig(seed=args.seed))
+    return 0
+
+
+def _head_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("head", help="head file: catsplit .safetensors, or any safetensors / PyTorch checkpoint with --key")
+    p.add_argument("--key", help="name of the linear layer inside a checkpoint, e.g. head.fc")
+    p.add_argument("--labels", help="labels file (JSON list, JSON {label: index}, or one per line) for foreign checkpoints")
+
+
+def _target_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--coarse", required=required, help="the label to split")
+    p.add_argument("--sub", action="append", help="a new fine label (repeat, in output order)")
+    p.add_argument("--subs-file", help="file with one new fine label per line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="catsplit", description="Split a class of a trained classifier head, zero-shot.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("split", help="split a class into fine subclasses")
+    _head_args(p)
+    _target_args(p, required=True)
+    p.add_argument("--method", default="alignment", choices=["alignment", "retrieval", "text", "coarse"])
+    p.add_argument("--mode", default="flat", choices=["flat", "hierarchical"])
+    p.add_argument("--modifiers", help="JSON file: label -> modifier text (overrides inference)")
+    p.add_argument("--groups", help="JSON file: group text -> member labels (overrides inference)")
+    p.add_argument("--encoder", help="text encoder folder (tokenizer.json + model.onnx or model.safetensors); default MiniLM")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alpha", type=float, default=0.5, help="retrieval: weight of modifier similarity")
+    p.add_argument("--beta", type=float, default=0.5, help="retrieval: weight of label similarity")
+    p.add_argument("-o", "--out", required=True, help="output .safetensors")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (also the input file)")
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("unsplit", help="undo the latest split")
+    _head_args(p)
+    p.add_argument("--coarse", required=True, help="the label whose split to undo")
+    p.add_argument("-o", "--out", required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_unsplit)
+
+    p = sub.add_parser("inspect", help="show labels, inferred groups and modifiers, history")
+    _head_args(p)
+    _target_args(p, required=False)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("demo", help="end-to-end demo on a simulated head")
+    p.add_argument("--method", default="alignment", choices=["alignment", "retrieval", "text", "coarse"])
+    p.add_argument("--encoder", help="text encoder folder; default MiniLM")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CatsplitError as exc:
+        print(f"catsplit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

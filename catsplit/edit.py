@@ -1,0 +1,216 @@
+"""split and unsplit: the two edits, and the record that makes every split undoable.
+
+Flat: the coarse row is removed from its table and the k sub rows appended to that table.
+Hierarchical: the coarse row stays (as the gate) and the sub rows form a new table.
+Every split appends one record to `head.history`; flat splits also keep the removed row as
+tensors `undo.<n>.weight` / `undo.<n>.bias`. unsplit reverses the latest split exactly.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from catsplit._version import __version__
+from catsplit.config import SplitConfig
+from catsplit.errors import CatsplitError
+from catsplit.head import Head, Table, check_finite, check_groups, label_key
+from catsplit.methods import METHODS, NEEDS_ENCODER, SplitContext
+from catsplit.structure import check_text, infer_structure, sub_modifiers
+from catsplit.text import TextEncoder
+
+MODES = ("flat", "hierarchical")
+
+
+def split(
+    head: Head,
+    text_encoder: TextEncoder | None,
+    coarse: str,
+    subs: Sequence[str],
+    *,
+    method: str = "alignment",
+    mode: str = "flat",
+    modifiers: Mapping[str, str] | None = None,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    seed: int = 0,
+    config: SplitConfig | None = None,
+) -> Head:
+    """Split label `coarse` of `head` into the labels `subs`, zero-shot. The input is not modified.
+
+    Args:
+        head: the head to edit.
+        text_encoder: callable list[str] -> [N, E] (e.g. `default_text_encoder()`); may be None for
+            method="coarse". None otherwise loads the default encoder.
+        coarse: the label to split.
+        subs: its k >= 2 new fine labels, in output order.
+        method: "alignment" (default), "retrieval", "text" or "coarse".
+        mode: "flat" (plain linear head, coarse row replaced) or "hierarchical" (coarse row kept as a gate).
+        modifiers: label -> modifier text, for subs and/or existing labels (overrides inference).
+        groups: pseudo-coarse groups of existing labels, group text -> members (overrides
+            `head.groups` and inference).
+        seed: seed of the alignment MLP.
+        config: method settings (`SplitConfig`); the paper's defaults when None.
+    Returns:
+        a new `Head` whose labels are the old ones without `coarse`, plus `subs`.
+    """
+    if not isinstance(head, Head):
+        raise CatsplitError(f"split needs a catsplit.Head, got {type(head).__name__}; use catsplit.load_head(...)")
+    if method not in METHODS:
+        raise CatsplitError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+    if mode not in MODES:
+        raise CatsplitError(f"unknown mode {mode!r}; choose 'flat' or 'hierarchical'")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise CatsplitError(f"seed must be an integer, got {seed!r}")
+    subs = check_subs(head, coarse, subs)
+    config = config or SplitConfig()
+    if modifiers is not None and not isinstance(modifiers, Mapping):
+        raise CatsplitError(f"modifiers must map label -> modifier text, got {type(modifiers).__name__}")
+    if groups is not None:
+        check_groups(groups, set(head.labels))
+        if any(coarse in members for members in groups.values()):
+            raise CatsplitError(f"groups list the class being split, {coarse!r}, as a member; leave it out")
+    if method in NEEDS_ENCODER and text_encoder is None:
+        from catsplit.encoders import default_text_encoder
+
+        text_encoder = default_text_encoder()
+
+    others = [lab for lab in head.labels if lab != coarse]
+    structure = infer_structure(others, groups if groups is not None else head.groups, modifiers)
+    ctx = SplitContext(
+        head=head,
+        encoder=text_encoder,
+        coarse=coarse,
+        subs=subs,
+        sub_modifiers=sub_modifiers(coarse, subs, modifiers),
+        structure=structure,
+        config=config,
+        seed=int(seed),
+    )
+    new_rows = np.asarray(METHODS[method](ctx), dtype=np.float32)  # [k, D]
+    rows = torch.from_numpy(np.ascontiguousarray(new_rows))
+    check_finite(rows, f"method {method!r} produced rows that", subs)
+    return apply_split(head, ctx, rows, method=method, mode=mode)
+
+
+def check_subs(head: Head, coarse: str, subs: Sequence[str]) -> list[str]:
+    """Validate the target: coarse is an output label; subs are >= 2 new, distinct, non-empty labels."""
+    if not isinstance(coarse, str) or coarse not in head.labels:
+        if isinstance(coarse, str) and coarse in head.gates:
+            raise CatsplitError(
+                f"{coarse!r} was already split hierarchically and is now a gate; unsplit it first or split one of its subs"
+            )
+        close = difflib.get_close_matches(str(coarse), head.labels, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; see `catsplit inspect` for the labels"
+        raise CatsplitError(f"coarse label {coarse!r} is not in the head{hint}")
+    if isinstance(subs, str) or not isinstance(subs, Sequence):
+        raise CatsplitError(f"subs must be a list of label strings, got {type(subs).__name__}")
+    subs = [check_text(s, f"sub #{i}") for i, s in enumerate(subs)]
+    if len(subs) < 2:
+        raise CatsplitError(f"a split needs at least 2 subs, got {len(subs)} ({subs}); to rename a class, edit its label")
+    seen: dict[str, str] = {}
+    for s in subs:
+        if label_key(s) in seen:
+            raise CatsplitError(f"duplicate subs {seen[label_key(s)]!r} and {s!r} (ignoring case and white space); give each once")
+        seen[label_key(s)] = s
+    existing = {label_key(lab): lab for t in head.tables for lab in t.labels}
+    clash = [(s, existing[label_key(s)]) for s in subs if label_key(s) in existing]
+    if clash:
+        shown = ", ".join(f"{s!r} (existing {e!r})" for s, e in clash)
+        raise CatsplitError(f"subs must be new labels; already in the head: {shown}. Rename them")
+    return subs
+
+
+def apply_split(head: Head, ctx: SplitContext, rows: torch.Tensor, *, method: str, mode: str) -> Head:
+    """Assemble the edited head from the new rows [k, D] and record the edit."""
+    ti, r = head.locate(ctx.coarse)
+    table = head.tables[ti]
+    k = len(ctx.subs)
+    rows = rows.to(head.dtype)
+    if method == "coarse":  # an exact copy, whatever the dtype
+        rows = table.weight[r : r + 1].repeat(k, 1)
+    sub_bias = table.bias[r : r + 1].repeat(k) if table.bias is not None else None  # b_sj = b_c
+    record: dict[str, Any] = {
+        "op": "split",
+        "coarse": ctx.coarse,
+        "subs": list(ctx.subs),
+        "method": method,
+        "mode": mode,
+        "seed": ctx.seed,
+        "modifiers": dict(zip(ctx.subs, ctx.sub_modifiers)),
+        "table": ti,
+        "row": r,
+        "catsplit": __version__,
+    }
+    if ctx.details:
+        record["details"] = ctx.details
+    tables = list(head.tables)
+    undo = dict(head.undo)
+    groups = head.groups
+    if mode == "flat":
+        w, b = table.weight, table.bias
+        new_w = torch.cat([w[:r], w[r + 1 :], rows])  # [C - 1 + k, D]
+        new_b = torch.cat([b[:r], b[r + 1 :], sub_bias]) if b is not None else None
+        labels = table.labels[:r] + table.labels[r + 1 :] + tuple(ctx.subs)
+        tables[ti] = Table(weight=new_w, bias=new_b, labels=labels, parent=table.parent)
+        key = f"undo.{len(head.history)}"
+        undo[f"{key}.weight"] = w[r : r + 1].clone()
+        if b is not None:
+            undo[f"{key}.bias"] = b[r : r + 1].clone()
+        record["undo"] = key
+        if groups is not None and any(ctx.coarse in m for m in groups.values()):
+            record["groups_before"] = groups
+            groups = {g: [m for m in ms if m != ctx.coarse] for g, ms in groups.items()}
+            groups = {g: ms for g, ms in groups.items() if ms}
+    else:
+        tables.append(Table(weight=rows.contiguous(), bias=sub_bias, labels=tuple(ctx.subs), parent=ctx.coarse))
+        record["sub_table"] = len(tables) - 1
+    return head.evolve(tables=tuple(tables), undo=undo, groups=groups, history=head.history + (record,))
+
+
+def unsplit(head: Head, coarse: str) -> Head:
+    """Undo the latest split, which must be the split of `coarse`; bit-for-bit the head before it.
+
+    Args:
+        head: an edited head.
+        coarse: the label that was split.
+    Returns:
+        the head as it was before that split.
+    """
+    if not isinstance(head, Head):
+        raise CatsplitError(f"unsplit needs a catsplit.Head, got {type(head).__name__}")
+    splits = [rec for rec in head.history if rec.get("op") == "split"]
+    if not head.history or not splits or all(rec["coarse"] != coarse for rec in splits):
+        done = [rec["coarse"] for rec in splits]
+        raise CatsplitError(f"{coarse!r} was not split in this head; splits recorded: {done or 'none'}")
+    last = head.history[-1]
+    if last.get("op") != "split" or last["coarse"] != coarse:
+        later = [rec.get("coarse") for rec in head.history[head.history.index(_last_split_of(head, coarse)) + 1 :]]
+        raise CatsplitError(
+            f"edits made after the split of {coarse!r} must be undone first, newest first: "
+            + ", ".join(f"unsplit(head, {c!r})" for c in reversed(later))
+        )
+    ti, r, k = last["table"], last["row"], len(last["subs"])
+    tables = list(head.tables)
+    undo = dict(head.undo)
+    groups = head.groups
+    if last["mode"] == "flat":
+        t = tables[ti]
+        n = t.weight.shape[0] - k  # rows before the subs
+        w_row = undo.pop(f"{last['undo']}.weight")
+        b_row = undo.pop(f"{last['undo']}.bias", None)
+        w = torch.cat([t.weight[:r], w_row, t.weight[r:n]])
+        b = torch.cat([t.bias[:r], b_row, t.bias[r:n]]) if t.bias is not None and b_row is not None else None
+        labels = t.labels[:r] + (coarse,) + t.labels[r:n]
+        tables[ti] = Table(weight=w, bias=b, labels=labels, parent=t.parent)
+        if "groups_before" in last:
+            groups = last["groups_before"]
+    else:
+        tables.pop(last["sub_table"])
+    return head.evolve(tables=tuple(tables), undo=undo, groups=groups, history=head.history[:-1])
+
+
+def _last_split_of(head: Head, coarse: str) -> dict:
+    return [rec for rec in head.history if rec.get("op") == "split" and rec["coarse"] == coarse][-1]

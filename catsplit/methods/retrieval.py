@@ -1,0 +1,61 @@
+"""The paper's modifier retrieval: carry the closest existing modifier vector to each sub.
+
+score[j, e] = alpha * cos(phi(modifier of sub j), phi(modifier of entry e))
+            + beta  * cos(phi(sub j),             phi(label of entry e))
+Greedy one-to-one assignment on the whole matrix; w_sj = w_c + m_entry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from catsplit.errors import CatsplitError
+from catsplit.methods.context import SplitContext
+from catsplit.text import encode
+
+
+def greedy_match(scores: np.ndarray) -> list[int]:
+    """One entry per row, each entry used once: repeatedly take the best remaining (row, entry).
+
+    Args:
+        scores: [k, N] with k <= N.
+    Returns:
+        for each row, the index of its entry. Ties go to the lowest (row, entry) in row-major order.
+    """
+    k, n = scores.shape
+    if k > n:
+        raise CatsplitError(f"cannot match {k} subs one-to-one with {n} dictionary entries")
+    s = scores.astype(np.float64, copy=True)
+    match = [-1] * k
+    for _ in range(k):
+        j, e = np.unravel_index(int(np.argmax(s)), s.shape)
+        match[j] = int(e)
+        s[j, :] = -np.inf
+        s[:, e] = -np.inf
+    return match
+
+
+def retrieval_rows(ctx: SplitContext) -> np.ndarray:
+    """-> [k, D]: w_c + the matched modifier vectors."""
+    d = ctx.dictionary
+    k = len(ctx.subs)
+    if len(d) == 0:
+        raise CatsplitError(
+            "method='retrieval' found no modifier dictionary: no group of >= 2 existing labels shares a base "
+            "concept. Pass groups={base: [labels...]} (CLI: --groups FILE), or use method='alignment' or 'text'"
+        )
+    if len(d) < k:
+        raise CatsplitError(
+            f"method='retrieval' needs one dictionary entry per sub: {k} subs but only {len(d)} entries "
+            f"({d.labels}). Use method='alignment', fewer subs, or pass groups= with more examples"
+        )
+    emb = encode(ctx.encoder, ctx.sub_modifiers + ctx.subs + d.modifiers + d.labels)
+    tm, tl, em, el = np.split(emb, np.cumsum([k, k, len(d)]))
+    cfg = ctx.config
+    scores = cfg.alpha * (tm @ em.T) + cfg.beta * (tl @ el.T)  # [k, N]
+    match = greedy_match(scores)
+    ctx.details["matches"] = {
+        sub: {"label": d.labels[e], "modifier": d.modifiers[e], "score": round(float(scores[j, e]), 6)}
+        for j, (sub, e) in enumerate(zip(ctx.subs, match))
+    }
+    return ctx.coarse_row[None, :] + d.vectors[match]

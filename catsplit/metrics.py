@@ -1,0 +1,97 @@
+"""The paper's protocol for one split target: generality, locality, agreement."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from catsplit.errors import CatsplitError
+from catsplit.head import Head
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Fractions in [0, 1] (locality can exceed 1); NaN where there were no clips to measure."""
+
+    generality: float  # top-1 accuracy on clips of the split class, labelled with their true sub
+    locality: float  # edited accuracy / original accuracy, on clips of every other class
+    agreement: float  # fraction of those other clips whose top-1 is unchanged (a sub counts as its coarse class)
+    n_split: int  # clips of the split class
+    n_other: int  # clips of other classes
+    correct_split: int  # correct among n_split (pooling over targets sums these)
+    accuracy_original: float  # original model on the other clips
+    accuracy_edited: float  # edited model on the other clips
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate(original: Head, edited: Head, features: Any, labels: Sequence[Any], coarse: str) -> Scores:
+    """Generality, locality and agreement of the split of `coarse` (shared/design.md's protocol).
+
+    Args:
+        original: the head before the split.
+        edited: the head after it.
+        features: backbone features [N, D] of held-out clips.
+        labels: each clip's true label in the edited label space: a label string or an index into
+            `edited.labels`. Clips of the split class carry their sub label.
+        coarse: the label that was split.
+    Returns:
+        `Scores`.
+    """
+    if coarse not in original.labels:
+        raise CatsplitError(f"coarse label {coarse!r} is not in the original head")
+    if coarse in edited.labels:
+        raise CatsplitError(f"{coarse!r} is still an output label of the edited head; was it split?")
+    new = [lab for lab in edited.labels if lab not in set(original.labels)]
+    truth = _label_names(edited, labels)
+    feats = np.asarray(features, dtype=np.float32) if not hasattr(features, "detach") else features
+    n = len(truth)
+    if getattr(feats, "shape", (None,))[0] != n:
+        raise CatsplitError(f"{n} labels but features of shape {tuple(feats.shape)}; give one label per feature row")
+    is_split = np.array([t in set(new) for t in truth], dtype=bool)
+    unknown = sorted({t for t in truth if t not in set(original.labels) and t not in set(new)})
+    if unknown:
+        raise CatsplitError(f"labels {unknown[:5]} are in neither head")
+    pred_new = edited.predict(feats)  # [N] str
+    pred_old = original.predict(feats)
+    truth_arr = np.asarray(truth, dtype=object)
+    correct_split = int((pred_new[is_split] == truth_arr[is_split]).sum())
+    other = ~is_split
+    n_other = int(other.sum())
+    acc_old = float((pred_old[other] == truth_arr[other]).mean()) if n_other else float("nan")
+    acc_new = float((pred_new[other] == truth_arr[other]).mean()) if n_other else float("nan")
+    # A prediction of one of the subs counts as the coarse class for agreement.
+    to_old = {s: coarse for s in new}
+    mapped = np.array([to_old.get(p, p) for p in pred_new[other]], dtype=object)
+    agreement = float((mapped == pred_old[other]).mean()) if n_other else float("nan")
+    n_split = int(is_split.sum())
+    return Scores(
+        generality=correct_split / n_split if n_split else float("nan"),
+        locality=acc_new / acc_old if n_other and acc_old > 0 else float("nan"),
+        agreement=agreement,
+        n_split=n_split,
+        n_other=n_other,
+        correct_split=correct_split,
+        accuracy_original=acc_old,
+        accuracy_edited=acc_new,
+    )
+
+
+def _label_names(head: Head, labels: Sequence[Any]) -> list[str]:
+    out = []
+    for lab in labels:
+        if isinstance(lab, (int, np.integer)) and not isinstance(lab, bool):
+            if not 0 <= int(lab) < head.num_classes:
+                raise CatsplitError(f"label index {lab} is outside the edited head's {head.num_classes} labels")
+            out.append(head.labels[int(lab)])
+        elif isinstance(lab, str):
+            out.append(lab)
+        else:
+            raise CatsplitError(f"labels must be label strings or indices, got {lab!r}")
+    return out
