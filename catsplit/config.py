@@ -16,6 +16,7 @@ class SplitConfig:
     weight_decay: float = 1e-2  # AdamW's default
     batch_size: int = 10
     max_epochs: int = 100  # cap; early stopping usually ends sooner
+    max_steps: int = 2500  # cap on optimiser steps, so large heads (thousands of pairs) train in seconds
     ema: float = 0.95  # early stopping watches an EMA of the epoch's training cosine similarity
     patience: int = 5  # epochs without an EMA gain of at least min_delta
     min_delta: float = 1e-3

@@ -64,7 +64,7 @@ def run_demo(encoder: Callable | None = None, method: str = "alignment", cfg: De
     """Build a head, split `COARSE` zero-shot, print before/after predictions and the scores.
 
     Returns:
-        {"generality": ..., "locality": ..., "agreement": ...} of the flat and hierarchical edits.
+        {"generality": ..., "locality": ..., "agreement": ...} for "flat", "hierarchical" and the "coarse" baseline.
     """
     from catsplit import Head, evaluate, split
 
@@ -100,4 +100,7 @@ def run_demo(encoder: Callable | None = None, method: str = "alignment", cfg: De
             f"{mode:>12}: generality {100 * s.generality:5.1f} % (chance {100 / len(subs):.1f} %), "
             f"locality {100 * s.locality:5.1f} %, agreement {100 * s.agreement:5.1f} %"
         )
+    baseline = evaluate(head, split(head, None, COARSE, subs, method="coarse"), x_te, y_te, coarse=COARSE)
+    out(f"for comparison, method='coarse' (every sub a copy of the coarse row): generality {100 * baseline.generality:5.1f} %")
+    results["coarse"] = {"generality": baseline.generality, "locality": baseline.locality, "agreement": baseline.agreement}
     return results

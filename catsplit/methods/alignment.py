@@ -65,15 +65,17 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, config: SplitConfig, seed: int) -> tup
     model = ModifierMLP(xt.shape[1], config.hidden, yt.shape[1], gen)
     # fused AdamW: the same update as the loop version, ~5x less overhead per step at this size
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
-    total = config.max_epochs * math.ceil(n / config.batch_size)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    epochs = max(1, min(config.max_epochs, config.max_steps // steps_per_epoch))  # whole epochs within max_steps
+    total = epochs * steps_per_epoch  # the cosine schedule's horizon
     ema, best, step = 0.0, -math.inf, 0
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     best_epoch, stale, epoch = 0, 0, 0
-    for epoch in range(1, config.max_epochs + 1):
+    for epoch in range(1, epochs + 1):
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, config.batch_size):
             idx = order[start : start + config.batch_size]
-            opt.param_groups[0]["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))  # cosine
+            opt.param_groups[0]["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
             pred = model(xt[idx])  # [B, D]
             loss = torch.nn.functional.mse_loss(pred, yt[idx])
             opt.zero_grad(set_to_none=True)

@@ -1,0 +1,65 @@
+"""Shared fixtures: a deterministic bag-of-words text encoder and compositional heads."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+import catsplit
+
+VERBS = ["Pushing", "Pulling", "Lifting", "Dropping", "Sliding"]
+MODIFIERS = ["from left to right", "from right to left", "up", "onto something", "next to something"]
+
+
+def word_vector(word: str, dim: int) -> np.ndarray:
+    seed = int(hashlib.sha256(word.casefold().encode()).hexdigest()[:8], 16)
+    return np.random.default_rng(seed).standard_normal(dim)
+
+
+class HashEncoder:
+    """Texts -> sum of per-word random vectors: offline, instant, and compositional like a real encoder."""
+
+    def __init__(self, dim: int = 48):
+        self.dim = dim
+        self.calls = 0
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        return np.stack([sum(word_vector(w, self.dim) for w in t.split()) for t in texts]).astype(np.float32)
+
+
+def compositional_head(dim: int = 32, seed: int = 0, dtype=np.float32, bias: bool = True, coarse_verb: str = "Pushing"):
+    """A head whose rows are verb + modifier vectors; `coarse_verb` is one collapsed coarse row.
+
+    Returns (head, subs of the coarse class, verb vectors, modifier vectors).
+    """
+    rng = np.random.default_rng(seed)
+    v = {x: rng.standard_normal(dim) for x in VERBS}
+    m = {x: 0.7 * rng.standard_normal(dim) for x in MODIFIERS}
+    labels, rows = [], []
+    for verb in VERBS:
+        if verb == coarse_verb:
+            labels.append(f"{verb} something")
+            rows.append(v[verb] + np.mean([m[x] for x in MODIFIERS], axis=0))  # a collapsed class sits at its subs' mean
+        else:
+            for mod in MODIFIERS:
+                labels.append(f"{verb} something {mod}")
+                rows.append(v[verb] + m[mod])
+    w = np.asarray(rows).astype(dtype)
+    b = (0.1 * rng.standard_normal(len(rows))).astype(dtype) if bias else None
+    head = catsplit.Head(weight=w, bias=b, labels=labels)
+    subs = [f"{coarse_verb} something {mod}" for mod in MODIFIERS]
+    return head, subs, v, m
+
+
+@pytest.fixture
+def encoder() -> HashEncoder:
+    return HashEncoder()
+
+
+@pytest.fixture
+def head_and_subs():
+    head, subs, _, _ = compositional_head()
+    return head, subs

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+
+import catsplit
+from catsplit import CatsplitError, Head
+
+
+def test_head_from_numpy_and_torch_agree():
+    w = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    b = np.array([0.1, -0.2, 0.3], np.float32)
+    h1 = Head(weight=w, bias=b, labels=["a", "b", "c"])
+    h2 = Head(weight=torch.from_numpy(w), bias=torch.from_numpy(b), labels=["a", "b", "c"])
+    assert h1.equals(h2)
+    x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_allclose(h1.logits(x), x @ w.T + b, rtol=1e-5, atol=1e-6)
+    assert isinstance(h1.logits(torch.from_numpy(x)), torch.Tensor)
+    assert list(h1.predict(x)) == [["a", "b", "c"][i] for i in np.argmax(x @ w.T + b, axis=1)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_head_keeps_dtype(dtype):
+    h = Head(weight=torch.ones(2, 3, dtype=dtype), labels=["a", "b"])
+    assert h.dtype == dtype and h.bias is None
+    assert h.logits(np.ones((1, 3), np.float32)).dtype == np.float32
+
+
+def test_catsplit_error_is_value_error():
+    assert issubclass(CatsplitError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(weight=np.ones((2, 3)), labels=["a"]), "2 weight rows but 1 labels"),
+        (dict(weight=np.ones(3), labels=["a"]), "must be 2-D"),
+        (dict(weight=np.ones((2, 3)), labels=["a", "a"]), "'a' and 'a'"),
+        (dict(weight=np.ones((2, 3)), labels=["Pushing", "pushing "]), "collide"),
+        (dict(weight=np.ones((2, 3)), labels=["a", "  "]), "non-empty"),
+        (dict(weight=np.ones((2, 3)), bias=np.ones(3), labels=["a", "b"]), "bias must have shape [2]"),
+        (dict(weight=np.array([[1.0, np.nan], [0, 0]]), labels=["a", "b"]), "row(s) 0 ('a')"),
+        (dict(weight=np.array([[1.0, 0], [np.inf, 0]]), labels=["a", "b"]), "row(s) 1 ('b')"),
+        (dict(weight=np.ones((2, 2)), bias=np.array([0, np.nan]), labels=["a", "b"]), "bias holds NaN"),
+        (dict(weight=np.array([["x", "y"]]), labels=["a"]), "must hold numbers"),
+        (dict(weight=np.ones((2, 2)), labels=None), "needs labels"),
+    ],
+)
+def test_head_rejects_bad_input(kwargs, message):
+    with pytest.raises(CatsplitError) as err:
+        Head(**kwargs)
+    assert message in str(err.value)
+
+
+def test_features_of_wrong_width_are_rejected():
+    h = Head(weight=np.ones((2, 3)), labels=["a", "b"])
+    with pytest.raises(CatsplitError, match=r"shape \[N, 3\]"):
+        h.logits(np.ones((4, 5)))
+
+
+def test_groups_must_name_existing_labels():
+    with pytest.raises(CatsplitError, match="not in the head"):
+        Head(weight=np.ones((2, 2)), labels=["a", "b"], groups={"g": ["a", "zzz"]})
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, catsplit; print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'matplotlib', 'tokenizers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert catsplit.__version__
+    assert "split" in dir(catsplit)
