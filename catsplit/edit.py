@@ -19,7 +19,7 @@ from catsplit.config import SplitConfig
 from catsplit.errors import CatsplitError
 from catsplit.head import Head, Table, check_finite, check_groups, label_key
 from catsplit.methods import METHODS, NEEDS_ENCODER, SplitContext
-from catsplit.structure import check_text, infer_structure, sub_modifiers
+from catsplit.structure import check_text, sub_modifiers
 from catsplit.text import TextEncoder
 
 MODES = ("flat", "hierarchical")
@@ -77,22 +77,19 @@ def split(
 
         text_encoder = default_text_encoder()
 
-    others = [lab for lab in head.labels if lab != coarse]
-    structure = infer_structure(others, groups if groups is not None else head.groups, modifiers)
     ctx = SplitContext(
         head=head,
         encoder=text_encoder,
         coarse=coarse,
         subs=subs,
         sub_modifiers=sub_modifiers(coarse, subs, modifiers),
-        structure=structure,
+        groups=groups if groups is not None else head.groups,
+        modifiers=modifiers,
         config=config,
         seed=int(seed),
     )
     new_rows = np.asarray(METHODS[method](ctx), dtype=np.float32)  # [k, D]
-    rows = torch.from_numpy(np.ascontiguousarray(new_rows))
-    check_finite(rows, f"method {method!r} produced rows that", subs)
-    return apply_split(head, ctx, rows, method=method, mode=mode)
+    return apply_split(head, ctx, torch.from_numpy(np.ascontiguousarray(new_rows)), method=method, mode=mode)
 
 
 def check_subs(head: Head, coarse: str, subs: Sequence[str]) -> list[str]:
@@ -131,6 +128,8 @@ def apply_split(head: Head, ctx: SplitContext, rows: torch.Tensor, *, method: st
     rows = rows.to(head.dtype)
     if method == "coarse":  # an exact copy, whatever the dtype
         rows = table.weight[r : r + 1].repeat(k, 1)
+    # Checked in the head's own dtype: a float16 head can overflow where float32 did not.
+    check_finite(rows, f"method {method!r} produced new rows that (in {str(head.dtype).removeprefix('torch.')})", ctx.subs)
     sub_bias = table.bias[r : r + 1].repeat(k) if table.bias is not None else None  # b_sj = b_c
     record: dict[str, Any] = {
         "op": "split",
@@ -192,6 +191,13 @@ def unsplit(head: Head, coarse: str) -> Head:
             f"edits made after the split of {coarse!r} must be undone first, newest first: "
             + ", ".join(f"unsplit(head, {c!r})" for c in reversed(later))
         )
+    try:
+        return _undo(head, last, coarse)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise CatsplitError(f"the edit record of {coarse!r} is damaged ({type(exc).__name__}: {exc}); it cannot be undone") from None
+
+
+def _undo(head: Head, last: dict, coarse: str) -> Head:
     ti, r, k = last["table"], last["row"], len(last["subs"])
     tables = list(head.tables)
     undo = dict(head.undo)

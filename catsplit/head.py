@@ -163,6 +163,7 @@ class Head:
             tables: tuple[Table, ...] = (base,)
         else:
             tables = tuple(self.tables)
+            check_tables(tables)
         object.__setattr__(self, "tables", tables)
         base = tables[0]
         gates = {t.parent for t in tables[1:]}
@@ -177,6 +178,8 @@ class Head:
             object.__setattr__(self, "groups", check_groups(self.groups, all_labels(tables)))
         if self.kind not in ("linear", "text"):
             raise CatsplitError(f"head kind must be 'linear' or 'text', got {self.kind!r}")
+        if self.scale is not None and not (isinstance(self.scale, (int, float)) and np.isfinite(self.scale)):
+            raise CatsplitError(f"head scale must be a finite number, got {self.scale!r}")
 
     # --- shape -------------------------------------------------------------------------
     @property
@@ -318,6 +321,30 @@ class Head:
             f"Head({self.num_classes} labels, dim {self.dim}, {str(self.dtype).removeprefix('torch.')}"
             f"{', bias' if self.bias is not None else ''}{mode}, {len(self.history)} edit(s))"
         )
+
+
+def check_tables(tables: Sequence[Table]) -> None:
+    """Tables agree on dim and dtype, labels are unique across them, every gate is an earlier label."""
+    base = tables[0]
+    seen: dict[str, str] = {}
+    for i, t in enumerate(tables):
+        what = "base table" if i == 0 else f"sub-head of {t.parent!r}"
+        if t.weight.shape[1] != base.weight.shape[1] or t.weight.dtype != base.weight.dtype:
+            raise CatsplitError(
+                f"{what} has dim {t.weight.shape[1]} / {t.weight.dtype}, the base {base.weight.shape[1]} / "
+                f"{base.weight.dtype}; all tables must match"
+            )
+        if (t.bias is None) != (base.bias is None):
+            raise CatsplitError(f"{what} {'lacks' if t.bias is None else 'has'} a bias and the base does not agree")
+        if i > 0 and t.parent not in seen.values():
+            raise CatsplitError(f"{what}: its gate {t.parent!r} is not a label of an earlier table")
+        for lab in t.labels:
+            if label_key(lab) in seen:
+                raise CatsplitError(f"label {lab!r} appears twice ({what} and earlier, as {seen[label_key(lab)]!r})")
+            seen[label_key(lab)] = lab
+    parents = [t.parent for t in tables[1:]]
+    if len(set(parents)) != len(parents):
+        raise CatsplitError(f"a label gates more than one sub-head: {parents}")
 
 
 def all_labels(tables: Sequence[Table]) -> set[str]:

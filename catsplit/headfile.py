@@ -87,6 +87,8 @@ def save_head(head: Head, path: str | PathLike, *, overwrite: bool = False) -> N
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=meta)
+        # mkstemp makes the file owner-only; give it the mode a plain open() would (or the replaced file's).
+        os.chmod(tmp, _file_mode(path if overwrite and path.exists() else None))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         if overwrite:
@@ -111,6 +113,14 @@ def save_head(head: Head, path: str | PathLike, *, overwrite: bool = False) -> N
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _file_mode(existing: Path | None) -> int:
+    if existing is not None:
+        return existing.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -162,12 +172,7 @@ def load_head(
     else:
         tensors, meta = _read_safetensors(path)
     if KEY_FORMAT in meta and key is None:
-        head = _head_from_catsplit(path, tensors, meta)
-        if labels is not None:
-            head = head.evolve(tables=(_relabel(head.tables[0], read_labels(labels), path),) + head.tables[1:])
-        if groups is not None:
-            head = head.evolve(groups=groups)
-        return head
+        return _head_from_catsplit(path, tensors, meta, None if labels is None else read_labels(labels), groups)
     w, b = _find_linear(path, tensors, key)
     if labels is None:
         if KEY_LABELS in meta:
@@ -285,14 +290,24 @@ def _json_meta(path: Path, meta: Mapping[str, str], key: str) -> Any:
         raise CatsplitError(f"{path}: metadata {key!r} is not valid JSON ({exc}); the file is damaged") from None
 
 
-def _relabel(table: Table, labels: list[str], path: Path) -> Table:
-    try:
-        return make_table(table.weight, table.bias, labels, table.parent)
-    except CatsplitError as exc:
-        raise CatsplitError(f"{path}: {exc}") from None
+def _check_history(history: Any, undo: Mapping[str, torch.Tensor]) -> tuple[dict, ...]:
+    """Edit records: a list of objects, each split naming its coarse label and subs, its undo tensors present."""
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+        raise CatsplitError(f"metadata {KEY_HISTORY!r} must be a JSON list of edit records")
+    for i, rec in enumerate(history):
+        if rec.get("op") != "split":
+            continue
+        if not isinstance(rec.get("coarse"), str) or not isinstance(rec.get("subs"), list):
+            raise CatsplitError(f"edit record #{i} lacks its coarse label or subs")
+        if rec.get("mode") == "flat" and f"{rec.get('undo')}.weight" not in undo:
+            raise CatsplitError(f"edit record #{i} (split of {rec['coarse']!r}) refers to a missing undo tensor {rec.get('undo')!r}.weight")
+    return tuple(history)
 
 
-def _head_from_catsplit(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> Head:
+def _head_from_catsplit(
+    path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str], labels: list[str] | None,
+    groups: Mapping[str, Sequence[str]] | None,
+) -> Head:
     if meta.get(KEY_FORMAT) != FORMAT_VERSION:
         raise CatsplitError(
             f"{path} has catsplit format {meta.get(KEY_FORMAT)!r}; this catsplit reads format {FORMAT_VERSION}. "
@@ -300,9 +315,15 @@ def _head_from_catsplit(path: Path, tensors: dict[str, torch.Tensor], meta: dict
         )
     if "weight" not in tensors:
         raise CatsplitError(f"{path} is missing the tensor 'weight'; found {sorted(tensors)[:10]}")
-    labels = _json_meta(path, meta, KEY_LABELS) if KEY_LABELS in meta else None
+    edited = KEY_TABLES in meta or KEY_HISTORY in meta
+    if labels is not None and edited:
+        raise CatsplitError(
+            f"{path} has edits recorded under its labels; labels= can only name the classes of an unedited head"
+        )
     if labels is None:
-        raise CatsplitError(f"{path} is missing the metadata key {KEY_LABELS!r}; pass labels=...")
+        if KEY_LABELS not in meta:
+            raise CatsplitError(f"{path} is missing the metadata key {KEY_LABELS!r}; pass labels=[...] or a labels file")
+        labels = _json_meta(path, meta, KEY_LABELS)
     try:
         tables = [make_table(tensors["weight"], tensors.get("bias"), labels)]
         for entry in _json_meta(path, meta, KEY_TABLES) if KEY_TABLES in meta else []:
@@ -316,8 +337,9 @@ def _head_from_catsplit(path: Path, tensors: dict[str, torch.Tensor], meta: dict
                 )
             )
         undo = {k: v for k, v in tensors.items() if k.startswith("undo.")}
-        groups = _json_meta(path, meta, KEY_GROUPS) if KEY_GROUPS in meta else None
-        history = tuple(_json_meta(path, meta, KEY_HISTORY)) if KEY_HISTORY in meta else ()
+        if groups is None and KEY_GROUPS in meta:
+            groups = _json_meta(path, meta, KEY_GROUPS)
+        history = _check_history(_json_meta(path, meta, KEY_HISTORY), undo) if KEY_HISTORY in meta else ()
         scale = float(meta[KEY_SCALE]) if KEY_SCALE in meta else None
         foreign = {k: v for k, v in meta.items() if k not in OWN_KEYS}
         return Head(
@@ -325,6 +347,6 @@ def _head_from_catsplit(path: Path, tensors: dict[str, torch.Tensor], meta: dict
             metadata=foreign, kind=meta.get(KEY_KIND, "linear"), scale=scale,
         )
     except CatsplitError as exc:
-        raise CatsplitError(f"{path}: {exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:
+        raise CatsplitError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CatsplitError(f"{path}: damaged catsplit metadata ({type(exc).__name__}: {exc})") from None

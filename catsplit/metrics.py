@@ -55,6 +55,10 @@ def evaluate(original: Head, edited: Head, features: Any, labels: Sequence[Any],
     if getattr(feats, "shape", (None,))[0] != n:
         raise CatsplitError(f"{n} labels but features of shape {tuple(feats.shape)}; give one label per feature row")
     is_split = np.array([t in set(new) for t in truth], dtype=bool)
+    if coarse in truth:
+        raise CatsplitError(
+            f"clips are labelled {coarse!r}, the class that was split; label each with its true sub, or leave them out"
+        )
     unknown = sorted({t for t in truth if t not in set(original.labels) and t not in set(new)})
     if unknown:
         raise CatsplitError(f"labels {unknown[:5]} are in neither head")

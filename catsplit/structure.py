@@ -41,12 +41,17 @@ def words(text: str) -> list[str]:
 def common_prefix(texts: Sequence[str]) -> str:
     """Longest common prefix in whole words, case-insensitive, with the first text's casing."""
     split = [words(t) for t in texts]
-    first = split[0]
-    n = min(len(w) for w in split)
-    k = 0
-    while k < n and all(w[k].casefold() == first[k].casefold() for w in split[1:]):
-        k += 1
-    return " ".join(first[:k])
+    return " ".join(split[0][: _prefix_len(split)])
+
+
+def _prefix_len(split: Sequence[Sequence[str]]) -> int:
+    """Number of leading words (case-insensitive) that all word lists share."""
+    first = [w.casefold() for w in split[0]]
+    k = min(len(w) for w in split)
+    for w in split[1:]:
+        while k and [x.casefold() for x in w[:k]] != first[:k]:
+            k -= 1
+    return k
 
 
 def cut_modifier(base: str, label: str) -> str:
@@ -78,6 +83,7 @@ def infer_structure(
         a `Structure` covering every label.
     """
     label_set = set(labels)
+    mods: dict[str, str] = {}
     if groups is not None:
         out: dict[str, list[str]] = {}
         for g, members in groups.items():
@@ -87,21 +93,25 @@ def infer_structure(
         grouped = {m for ms in out.values() for m in ms}
         for lab in labels:
             if lab not in grouped:
-                out.setdefault(lab, [lab])
+                # a single-member group is named by its label, unless a given group already has that name
+                out[lab if lab not in out else f"{lab} (single label)"] = [lab]
+        for g, members in out.items():
+            for m in members:
+                mods[m] = cut_modifier(g, m) if len(members) > 1 else m
         inferred = False
     else:
-        by_word: dict[str, list[str]] = {}
+        by_word: dict[str, list[tuple[str, list[str]]]] = {}
         for lab in labels:
-            by_word.setdefault(words(lab)[0].casefold(), []).append(lab)
+            w = words(lab)
+            by_word.setdefault(w[0].casefold(), []).append((lab, w))
         out = {}
         for members in by_word.values():
+            k = _prefix_len([w for _, w in members]) if len(members) > 1 else 0
             # Groups differ in their first word, so their names never collide.
-            out[common_prefix(members) if len(members) > 1 else members[0]] = members
+            out[" ".join(members[0][1][:k]) if k else members[0][0]] = [lab for lab, _ in members]
+            for lab, w in members:
+                mods[lab] = " ".join(w[k:]) if k and len(w) > k else lab
         inferred = True
-    mods: dict[str, str] = {}
-    for g, members in out.items():
-        for m in members:
-            mods[m] = cut_modifier(g, m) if len(members) > 1 else m
     if modifiers:
         # Entries for labels outside this set (e.g. the subs) are read by sub_modifiers.
         for k, v in modifiers.items():

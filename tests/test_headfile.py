@@ -147,3 +147,55 @@ def test_label_count_mismatch_in_metadata(tmp_path):
     save_file({"weight": torch.ones(2, 3)}, str(p), metadata={"catsplit.format": "1", "catsplit.labels": "[not json"})
     with pytest.raises(CatsplitError, match="not valid JSON"):
         load_head(p)
+
+
+def test_labels_argument_for_catsplit_files(tmp_path, encoder):
+    p = tmp_path / "nolabels.safetensors"
+    save_file({"weight": torch.ones(2, 3)}, str(p), metadata={"catsplit.format": "1"})
+    with pytest.raises(CatsplitError, match="pass labels="):
+        load_head(p)
+    assert load_head(p, labels=["a", "b"]).labels == ["a", "b"]
+    head, subs, _, _ = compositional_head()
+    edited = catsplit.split(head, encoder, "Pushing something", subs, method="coarse", mode="hierarchical")
+    q = tmp_path / "edited.safetensors"
+    edited.save(q)
+    with pytest.raises(CatsplitError, match="unedited head"):
+        load_head(q, labels=[f"l{i}" for i in range(head.num_classes)])
+
+
+def test_damaged_structure_is_refused(tmp_path):
+    labels = json.dumps(["a", "b"])
+    p = tmp_path / "h.safetensors"
+    # a sub-head whose gate does not exist
+    tables = json.dumps([{"parent": "zzz", "labels": ["c", "d"], "prefix": "sub.1"}])
+    save_file({"weight": torch.ones(2, 3), "sub.1.weight": torch.ones(2, 3)}, str(p),
+              metadata={"catsplit.format": "1", "catsplit.labels": labels, "catsplit.tables": tables})
+    with pytest.raises(CatsplitError, match="gate 'zzz'"):
+        load_head(p)
+    # a label in two tables
+    tables = json.dumps([{"parent": "a", "labels": ["b", "d"], "prefix": "sub.1"}])
+    save_file({"weight": torch.ones(2, 3), "sub.1.weight": torch.ones(2, 3)}, str(p),
+              metadata={"catsplit.format": "1", "catsplit.labels": labels, "catsplit.tables": tables})
+    with pytest.raises(CatsplitError, match="appears twice"):
+        load_head(p)
+    # history that is not a list of records, or that lost its undo tensor
+    for history, message in [('{"op": "split"}', "JSON list"), ('[{"op": "split", "coarse": "x", "subs": ["a", "b"], "mode": "flat", "undo": "undo.0"}]', "missing undo")]:
+        save_file({"weight": torch.ones(2, 3)}, str(p), metadata={"catsplit.format": "1", "catsplit.labels": labels, "catsplit.history": history})
+        with pytest.raises(CatsplitError, match=message):
+            load_head(p)
+    save_file({"weight": torch.ones(2, 3)}, str(p), metadata={"catsplit.format": "1", "catsplit.labels": labels, "catsplit.scale": "nan"})
+    with pytest.raises(CatsplitError, match="finite"):
+        load_head(p)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    head = Head(weight=np.ones((2, 2)), labels=["a", "b"])
+    old = os.umask(0o022)
+    try:
+        head.save(tmp_path / "h.safetensors")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "h.safetensors").stat().st_mode & 0o777 == 0o644
+    os.chmod(tmp_path / "h.safetensors", 0o640)
+    head.save(tmp_path / "h.safetensors", overwrite=True)
+    assert (tmp_path / "h.safetensors").stat().st_mode & 0o777 == 0o640

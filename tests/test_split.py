@@ -205,3 +205,33 @@ def test_half_precision_edit_computes_in_float32(encoder):
     ref = catsplit.split(head, encoder, COARSE, subs, method="retrieval")
     assert new.dtype == torch.float16
     np.testing.assert_allclose(new.weight[-5:].float().numpy(), ref.weight[-5:].numpy(), atol=2e-2)
+
+
+def test_float16_overflow_is_caught_in_the_heads_dtype(encoder):
+    labels = ["Pushing something", "Pulling something left", "Pulling something right"]
+    w = torch.tensor([[60000.0, 0], [60000.0, 1], [-60000.0, 1]], dtype=torch.float16)
+    head = Head(weight=w, labels=labels)
+    with pytest.raises(CatsplitError, match=r"NaN or inf in row\(s\) 0 \('Pushing something left'\)"):
+        catsplit.split(head, encoder, "Pushing something", ["Pushing something left", "Pushing something right"], method="retrieval")
+
+
+def test_alignment_respects_max_steps(encoder, head_and_subs):
+    head, subs = head_and_subs
+    new = catsplit.split(head, encoder, COARSE, subs, method="alignment", config=SplitConfig(max_steps=7))
+    info = new.history[-1]["details"]["training"]
+    assert info["steps"] == 7 or info["epochs"] * 5 <= 7  # stopped early or exactly at the cap
+
+
+def test_given_group_named_like_an_ungrouped_label_keeps_that_label():
+    from catsplit.structure import infer_structure
+
+    s = infer_structure(["Tearing a", "Tearing b", "Spin"], groups={"Spin": ["Tearing a", "Tearing b"]})
+    assert s.groups["Spin"] == ["Tearing a", "Tearing b"]
+    assert ["Spin"] in s.groups.values()  # still there, under another group name
+
+
+def test_evaluate_refuses_clips_labelled_with_the_split_class(encoder, head_and_subs):
+    head, subs = head_and_subs
+    new = catsplit.split(head, encoder, COARSE, subs, method="coarse")
+    with pytest.raises(CatsplitError, match="label each with its true sub"):
+        catsplit.evaluate(head, new, np.zeros((1, head.dim), np.float32), [COARSE], coarse=COARSE)

@@ -23,16 +23,15 @@ from catsplit.text import encode
 def training_pairs(ctx: SplitContext) -> tuple[list[str], np.ndarray]:
     """Texts and their target vectors -> (texts [n], targets [n, D])."""
     d = ctx.dictionary
-    texts = list(d.modifiers)
-    targets = [d.vectors]
-    multi = ctx.structure.multi_groups()
-    fine = [m for members in multi.values() for m in members]
-    texts += fine
-    targets.append(np.stack([ctx.rows[m] for m in fine]) if fine else np.zeros((0, d.vectors.shape[1]), np.float32))
-    groups = list(ctx.structure.groups)
-    texts += groups
-    targets.append(np.stack([ctx.prototypes[g] for g in groups]))
-    return texts, np.concatenate(targets).astype(np.float32)
+    singles = [members[0] for members in ctx.structure.groups.values() if len(members) == 1]
+    texts = d.modifiers + d.labels + d.group_names + singles
+    targets = np.concatenate([
+        d.vectors,  # modifier text -> m_y
+        ctx.rows_of(d.labels),  # fine label -> w_y
+        d.prototypes,  # group text -> v_g
+        ctx.rows_of(singles),  # single-member group: its label -> its row
+    ])
+    return texts, targets.astype(np.float32, copy=False)
 
 
 class ModifierMLP(torch.nn.Module):
@@ -66,14 +65,16 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, config: SplitConfig, seed: int) -> tup
     # fused AdamW: the same update as the loop version, ~5x less overhead per step at this size
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     steps_per_epoch = math.ceil(n / config.batch_size)
-    epochs = max(1, min(config.max_epochs, config.max_steps // steps_per_epoch))  # whole epochs within max_steps
-    total = epochs * steps_per_epoch  # the cosine schedule's horizon
+    total = max(1, min(config.max_epochs * steps_per_epoch, config.max_steps))  # the cosine schedule's horizon
+    epochs = math.ceil(total / steps_per_epoch)  # the last one may be cut short by max_steps
     ema, best, step = 0.0, -math.inf, 0
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     best_epoch, stale, epoch = 0, 0, 0
     for epoch in range(1, epochs + 1):
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, config.batch_size):
+            if step == total:
+                break
             idx = order[start : start + config.batch_size]
             opt.param_groups[0]["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
             pred = model(xt[idx])  # [B, D]
@@ -95,7 +96,7 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, config: SplitConfig, seed: int) -> tup
                 break
     model.load_state_dict(best_state)
     model.eval()
-    return model, {"epochs": epoch, "best_epoch": best_epoch, "train_cos_ema": round(best, 6), "pairs": n}
+    return model, {"epochs": epoch, "steps": step, "best_epoch": best_epoch, "train_cos_ema": round(best, 6), "pairs": n}
 
 
 def alignment_rows(ctx: SplitContext) -> np.ndarray:

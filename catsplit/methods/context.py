@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from catsplit.config import SplitConfig
 from catsplit.head import Head
-from catsplit.methods.dictionary import ModifierDictionary, build_dictionary, group_prototypes
-from catsplit.structure import Structure
+from catsplit.methods.dictionary import ModifierDictionary
+from catsplit.structure import Structure, infer_structure
 from catsplit.text import TextEncoder
 
 
@@ -22,7 +22,8 @@ class SplitContext:
     coarse: str
     subs: list[str]
     sub_modifiers: list[str]  # [k] modifier text of each sub
-    structure: Structure  # groups/modifiers of the existing labels, the coarse class left out
+    groups: Mapping[str, Sequence[str]] | None  # given groups (None: infer from the label text)
+    modifiers: Mapping[str, str] | None  # given modifiers, overriding inference
     config: SplitConfig
     seed: int
     details: dict[str, Any] = field(default_factory=dict)  # what the method reports into the edit record
@@ -32,21 +33,29 @@ class SplitContext:
         return self.head.row(self.coarse).numpy()  # [D] float32
 
     @cached_property
-    def rows(self) -> dict[str, np.ndarray]:
-        """label -> float32 row, for every existing label but the coarse one."""
-        out: dict[str, np.ndarray] = {}
-        gates = set(self.head.gates)
-        for t in self.head.tables:
-            w = t.weight.float().numpy()  # [C_t, D]
-            for i, lab in enumerate(t.labels):
-                if lab not in gates and lab != self.coarse:
-                    out[lab] = w[i]
-        return out
+    def labels(self) -> list[str]:
+        """Every existing output label but the coarse one."""
+        return [lab for lab in self.head.labels if lab != self.coarse]
 
     @cached_property
-    def prototypes(self) -> dict[str, np.ndarray]:
-        return group_prototypes(self.structure, self.rows)
+    def structure(self) -> Structure:
+        """Groups and modifiers of the existing labels, the coarse class left out (only methods that need it pay)."""
+        return infer_structure(self.labels, self.groups, self.modifiers)
+
+    @cached_property
+    def matrix(self) -> np.ndarray:
+        """float32 rows [R, D] of every table (zero-copy for a float32 flat head); look rows up with `index`."""
+        parts = [t.weight.float().numpy() for t in self.head.tables]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """label -> row of `matrix` (gates and the coarse class included; methods never look them up)."""
+        return {lab: i for i, lab in enumerate(lab for t in self.head.tables for lab in t.labels)}
+
+    def rows_of(self, labels: list[str]) -> np.ndarray:
+        return self.matrix[[self.index[lab] for lab in labels]]
 
     @cached_property
     def dictionary(self) -> ModifierDictionary:
-        return build_dictionary(self.structure, self.rows, self.prototypes)
+        return ModifierDictionary(self.structure, self.matrix, self.index)

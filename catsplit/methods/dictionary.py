@@ -1,42 +1,72 @@
 """The modifier dictionary: modifier vectors read off groups of existing fine labels.
 
 For a group g with members y (>= 2), prototype v_g = mean_y w_y and modifier vector m_y = w_y - v_g.
+Vectors are computed on demand: retrieval needs only the k matched entries (and their groups'
+prototypes), alignment all of them (one gather and one segmented sum).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from catsplit.structure import Structure
 
 
-@dataclass(frozen=True)
 class ModifierDictionary:
-    groups: list[str]  # [N] group text of each entry
-    labels: list[str]  # [N] label text
-    modifiers: list[str]  # [N] modifier text
-    vectors: np.ndarray  # [N, D] m_y = w_y - v_g, float32
+    """Entries for every member of every group with >= 2 members.
+
+    Args:
+        structure: groups and modifiers of the existing labels.
+        matrix: float32 rows [C, D] of those labels.
+        index: label -> row of `matrix`.
+    """
+
+    def __init__(self, structure: Structure, matrix: np.ndarray, index: dict[str, int]):
+        multi = structure.multi_groups()
+        self.group_names: list[str] = list(multi)  # [G]
+        self.labels: list[str] = [m for g in self.group_names for m in multi[g]]  # [N]
+        self.groups: list[str] = [g for g in self.group_names for _ in multi[g]]  # [N] group of each entry
+        self.modifiers: list[str] = [structure.modifiers[m] for m in self.labels]  # [N]
+        self._members = multi
+        self._matrix = matrix
+        self._index = index
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def prototype(self, group: str) -> np.ndarray:
+        """v_g -> [D]."""
+        return self._matrix[[self._index[m] for m in self._members[group]]].mean(axis=0)
 
-def group_prototypes(structure: Structure, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """v_g = mean of the member rows, for every group (single-member groups: the row itself)."""
-    return {g: np.mean([rows[m] for m in members], axis=0) for g, members in structure.groups.items()}
+    def vectors_of(self, entries: list[int]) -> np.ndarray:
+        """m_y of the given entries -> [len(entries), D]."""
+        protos = {g: self.prototype(g) for g in {self.groups[e] for e in entries}}
+        rows = self._matrix[[self._index[self.labels[e]] for e in entries]]
+        return rows - np.stack([protos[self.groups[e]] for e in entries]) if entries else rows
 
+    @cached_property
+    def member_rows(self) -> np.ndarray:
+        """w_y of every entry -> [N, D]."""
+        return self._matrix[[self._index[m] for m in self.labels]]
 
-def build_dictionary(structure: Structure, rows: dict[str, np.ndarray], prototypes: dict[str, np.ndarray]) -> ModifierDictionary:
-    """Entries for every member of every group with >= 2 members."""
-    groups, labels, modifiers, vectors = [], [], [], []
-    for g, members in structure.multi_groups().items():
-        for m in members:
-            groups.append(g)
-            labels.append(m)
-            modifiers.append(structure.modifiers[m])
-            vectors.append(rows[m] - prototypes[g])
-    dim = next(iter(rows.values())).shape[0]
-    vec = np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32)
-    return ModifierDictionary(groups=groups, labels=labels, modifiers=modifiers, vectors=vec)
+    @cached_property
+    def prototypes(self) -> np.ndarray:
+        """v_g of every group with >= 2 members -> [G, D]."""
+        if not self.labels:
+            return np.zeros((0, self._matrix.shape[1]), np.float32)
+        counts = np.array([len(self._members[g]) for g in self.group_names])
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        return (np.add.reduceat(self.member_rows, starts, axis=0) / counts[:, None]).astype(np.float32, copy=False)
+
+    @cached_property
+    def vectors(self) -> np.ndarray:
+        """m_y of every entry -> [N, D]."""
+        out = self.member_rows.copy()
+        start = 0
+        for g, v in zip(self.group_names, self.prototypes):
+            n = len(self._members[g])
+            out[start : start + n] -= v
+            start += n
+        return out

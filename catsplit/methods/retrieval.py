@@ -58,4 +58,4 @@ def retrieval_rows(ctx: SplitContext) -> np.ndarray:
         sub: {"label": d.labels[e], "modifier": d.modifiers[e], "score": round(float(scores[j, e]), 6)}
         for j, (sub, e) in enumerate(zip(ctx.subs, match))
     }
-    return ctx.coarse_row[None, :] + d.vectors[match]
+    return ctx.coarse_row[None, :] + d.vectors_of(match)

@@ -17,12 +17,12 @@ LOO_MAX_ROWS = 4096  # lambda is chosen on at most this many labels (seeded subs
 
 def ridge_rows(ctx: SplitContext) -> np.ndarray:
     """-> [k, D]: R phi(s_j) + intercept."""
-    labels = list(ctx.rows)
+    labels = ctx.labels
     if len(labels) < 2:
         raise CatsplitError("method='text' needs at least 2 other labels to fit its ridge map; use method='coarse'")
     emb = encode(ctx.encoder, labels + ctx.subs)
     phi, phi_subs = emb[: len(labels)], emb[len(labels):]  # [C, E], [k, E]
-    w = np.stack([ctx.rows[lab] for lab in labels]).astype(np.float64)  # [C, D]
+    w = ctx.rows_of(labels).astype(np.float64)  # [C, D]
     phi = phi.astype(np.float64)
     mu_phi, mu_w = phi.mean(0), w.mean(0)
     lam = choose_lambda(phi - mu_phi, w - mu_w, ctx.config.ridge_lambdas, ctx.seed)
