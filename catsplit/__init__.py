@@ -24,6 +24,9 @@ _EXPORTS = {
     "Structure": "catsplit.structure",
     "default_text_encoder": "catsplit.encoders",
     "load_text_encoder": "catsplit.encoders",
+    "text_head": "catsplit.texthead",
+    "finetune": "catsplit.finetune",
+    "FinetuneConfig": "catsplit.finetune",
 }
 
 __all__ = ["CatsplitError", "__version__", *_EXPORTS]
@@ -31,6 +34,8 @@ __all__ = ["CatsplitError", "__version__", *_EXPORTS]
 if TYPE_CHECKING:
     from catsplit.config import SplitConfig
     from catsplit.edit import split, unsplit
+    from catsplit.finetune import FinetuneConfig, finetune
+    from catsplit.texthead import text_head
     from catsplit.encoders import default_text_encoder, load_text_encoder
     from catsplit.head import Head
     from catsplit.headfile import load_head

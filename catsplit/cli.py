@@ -152,6 +152,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from catsplit.bench.run import check_outputs, run_layout, run_world
+    from catsplit.encoders import load_text_encoder
+
+    check_outputs(args.out, args.plot, args.overwrite)
+    encoder = load_text_encoder(args.encoder)
+    common = dict(methods=args.methods or (), encoder=encoder, out=args.out, plot_path=args.plot,
+                  progress=not args.no_progress, overwrite=args.overwrite)
+    if args.annotations:
+        if not (args.features and args.head):
+            raise CatsplitError("--annotations needs --features FILE and --head HEAD as well")
+        run_layout(args.annotations, args.features, args.head, partition=args.partition, seeds=args.seeds or 3,
+                   key=args.key, **common)
+    else:
+        run_world(quick=args.quick, seeds=args.seeds, cache=args.cache, world_seed=args.world_seed,
+                  partition_seed=args.partition_seed, **common)
+    return 0
+
+
 def _head_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("head", help="head file: catsplit .safetensors, or any safetensors / PyTorch checkpoint with --key")
     p.add_argument("--key", help="name of the linear layer inside a checkpoint, e.g. head.fc")
@@ -195,6 +214,26 @@ def build_parser() -> argparse.ArgumentParser:
     _target_args(p, required=False)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("bench", help="the paper's protocol: generality and locality of every method")
+    p.add_argument("--quick", action="store_true", help="CI-sized world, 1 seed")
+    p.add_argument("--seeds", type=int, help="seeds per method (default 3; 1 with --quick)")
+    p.add_argument("--methods", nargs="+", help="table rows, e.g. coarse text retrieval alignment alignment:hierarchical "
+                   "oracle finetune-1shot-alignment (default: the standard table)")
+    p.add_argument("--out", default=None, help="results JSON (default: bench-results.json for the world)")
+    p.add_argument("--plot", default=None, help="generality/locality PNG (needs matplotlib)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out / --plot if they exist")
+    p.add_argument("--encoder", help="text encoder folder; default MiniLM")
+    p.add_argument("--cache", help="cache folder for data, models and features (default: ~/.cache/catsplit)")
+    p.add_argument("--world-seed", type=int, default=0)
+    p.add_argument("--partition-seed", type=int, default=0)
+    p.add_argument("--annotations", help="the paper's layout: folder with group_scheme.json (real data)")
+    p.add_argument("--features", help="with --annotations: safetensors/npz mapping video_path -> feature")
+    p.add_argument("--head", help="with --annotations: the partition's base head")
+    p.add_argument("--key", help="with --head: the linear layer inside a checkpoint")
+    p.add_argument("--partition", default="A", choices=["A", "B"])
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="end-to-end demo on a simulated head")
     p.add_argument("--method", default="alignment", choices=["alignment", "retrieval", "text", "coarse"])

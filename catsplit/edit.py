@@ -193,7 +193,7 @@ def unsplit(head: Head, coarse: str) -> Head:
         )
     try:
         return _undo(head, last, coarse)
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
         raise CatsplitError(f"the edit record of {coarse!r} is damaged ({type(exc).__name__}: {exc}); it cannot be undone") from None
 
 
@@ -207,6 +207,8 @@ def _undo(head: Head, last: dict, coarse: str) -> Head:
         n = t.weight.shape[0] - k  # rows before the subs
         w_row = undo.pop(f"{last['undo']}.weight")
         b_row = undo.pop(f"{last['undo']}.bias", None)
+        if w_row.shape != (1, t.weight.shape[1]) or w_row.dtype != t.weight.dtype or (t.bias is not None) != (b_row is not None):
+            raise ValueError(f"undo tensors of shape {tuple(w_row.shape)} do not fit the table")
         w = torch.cat([t.weight[:r], w_row, t.weight[r:n]])
         b = torch.cat([t.bias[:r], b_row, t.bias[r:n]]) if t.bias is not None and b_row is not None else None
         labels = t.labels[:r] + (coarse,) + t.labels[r:n]
@@ -214,7 +216,9 @@ def _undo(head: Head, last: dict, coarse: str) -> Head:
         if "groups_before" in last:
             groups = last["groups_before"]
     else:
-        tables.pop(last["sub_table"])
+        if not (0 < last["sub_table"] == len(tables) - 1 and tables[-1].parent == coarse):
+            raise ValueError(f"sub_table {last['sub_table']} is not the latest sub-head of {coarse!r}")
+        tables.pop()
     return head.evolve(tables=tuple(tables), undo=undo, groups=groups, history=head.history[:-1])
 
 

@@ -154,6 +154,7 @@ class Head:
     metadata: Mapping[str, str] = field(default_factory=dict, repr=False)  # foreign file metadata, kept on save
     kind: str = "linear"  # "linear" | "text" (rows are text embeddings, cosine logits)
     scale: float | None = None  # logit scale of text heads
+    templates: tuple[str, ...] | None = None  # prompt templates of text heads ("a video of {}.")
 
     def __post_init__(self) -> None:
         if not self.tables:
@@ -178,8 +179,12 @@ class Head:
             object.__setattr__(self, "groups", check_groups(self.groups, all_labels(tables)))
         if self.kind not in ("linear", "text"):
             raise CatsplitError(f"head kind must be 'linear' or 'text', got {self.kind!r}")
-        if self.scale is not None and not (isinstance(self.scale, (int, float)) and np.isfinite(self.scale)):
-            raise CatsplitError(f"head scale must be a finite number, got {self.scale!r}")
+        if self.templates is not None:
+            object.__setattr__(self, "templates", tuple(self.templates))
+        if self.scale is not None:
+            if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float, np.number)) or not np.isfinite(self.scale):
+                raise CatsplitError(f"head scale must be a finite number, got {self.scale!r}")
+            object.__setattr__(self, "scale", float(self.scale))
 
     # --- shape -------------------------------------------------------------------------
     @property
@@ -308,7 +313,7 @@ class Head:
             _json(self.groups) == _json(other.groups)
             and _json(list(self.history)) == _json(list(other.history))
             and dict(self.metadata) == dict(other.metadata)
-            and (self.kind, self.scale) == (other.kind, other.scale)
+            and (self.kind, self.scale, self.templates) == (other.kind, other.scale, other.templates)
         )
 
     def evolve(self, **changes: Any) -> Head:
@@ -326,6 +331,8 @@ class Head:
 def check_tables(tables: Sequence[Table]) -> None:
     """Tables agree on dim and dtype, labels are unique across them, every gate is an earlier label."""
     base = tables[0]
+    if base.parent is not None:
+        raise CatsplitError(f"the base table cannot have a gate (got {base.parent!r})")
     seen: dict[str, str] = {}
     for i, t in enumerate(tables):
         what = "base table" if i == 0 else f"sub-head of {t.parent!r}"

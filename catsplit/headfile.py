@@ -29,7 +29,8 @@ KEY_GROUPS = "catsplit.groups"
 KEY_HISTORY = "catsplit.history"
 KEY_KIND = "catsplit.kind"
 KEY_SCALE = "catsplit.scale"
-OWN_KEYS = {KEY_FORMAT, KEY_LABELS, KEY_TABLES, KEY_GROUPS, KEY_HISTORY, KEY_KIND, KEY_SCALE}
+KEY_TEMPLATES = "catsplit.templates"
+OWN_KEYS = {KEY_FORMAT, KEY_LABELS, KEY_TABLES, KEY_GROUPS, KEY_HISTORY, KEY_KIND, KEY_SCALE, KEY_TEMPLATES}
 
 CHECKPOINT_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".tar"}
 LABEL_SUFFIXES = {".json", ".txt"}
@@ -55,6 +56,8 @@ def head_tensors(head: Head) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     meta[KEY_KIND] = head.kind
     if head.scale is not None:
         meta[KEY_SCALE] = repr(float(head.scale))
+    if head.templates is not None:
+        meta[KEY_TEMPLATES] = json.dumps(list(head.templates), ensure_ascii=False)
     if tables_meta:
         meta[KEY_TABLES] = json.dumps(tables_meta, ensure_ascii=False)
     if head.groups is not None:
@@ -341,10 +344,11 @@ def _head_from_catsplit(
             groups = _json_meta(path, meta, KEY_GROUPS)
         history = _check_history(_json_meta(path, meta, KEY_HISTORY), undo) if KEY_HISTORY in meta else ()
         scale = float(meta[KEY_SCALE]) if KEY_SCALE in meta else None
+        templates = _json_meta(path, meta, KEY_TEMPLATES) if KEY_TEMPLATES in meta else None
         foreign = {k: v for k, v in meta.items() if k not in OWN_KEYS}
         return Head(
             weight=None, tables=tuple(tables), groups=groups, history=history, undo=undo,
-            metadata=foreign, kind=meta.get(KEY_KIND, "linear"), scale=scale,
+            metadata=foreign, kind=meta.get(KEY_KIND, "linear"), scale=scale, templates=templates,
         )
     except CatsplitError as exc:
         raise CatsplitError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}") from None

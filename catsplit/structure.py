@@ -94,7 +94,10 @@ def infer_structure(
         for lab in labels:
             if lab not in grouped:
                 # a single-member group is named by its label, unless a given group already has that name
-                out[lab if lab not in out else f"{lab} (single label)"] = [lab]
+                name = lab
+                while name in out:
+                    name += " (single label)"
+                out[name] = [lab]
         for g, members in out.items():
             for m in members:
                 mods[m] = cut_modifier(g, m) if len(members) > 1 else m

@@ -16,7 +16,11 @@ LOO_MAX_ROWS = 4096  # lambda is chosen on at most this many labels (seeded subs
 
 
 def ridge_rows(ctx: SplitContext) -> np.ndarray:
-    """-> [k, D]: R phi(s_j) + intercept."""
+    """-> [k, D]: R phi(s_j) + intercept; on a text head, the sub labels' own embeddings."""
+    if ctx.head.kind == "text":
+        from catsplit.texthead import text_rows
+
+        return text_rows(ctx.head, ctx.encoder, ctx.subs)
     labels = ctx.labels
     if len(labels) < 2:
         raise CatsplitError("method='text' needs at least 2 other labels to fit its ridge map; use method='coarse'")

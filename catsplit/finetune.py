@@ -1,0 +1,204 @@
+"""Isolated fine-tuning: train only the rows (and biases) that the latest split added.
+
+Everything else — every old row and bias, the gate of a hierarchical split — stays bit-identical.
+The frozen part of the logits is computed once, so each step costs one small matmul.
+Cross-entropy over the full new label space; AdamW, early stopping on an EMA of the loss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from catsplit.errors import CatsplitError
+from catsplit.head import Head, Table, as_tensor, check_finite
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    lr: float = 1e-3  # AdamW
+    weight_decay: float = 1e-3
+    batch_size: int = 16
+    max_epochs: int = 200  # cap; early stopping usually ends sooner
+    max_steps: int = 5000  # cap on optimiser steps
+    ema: float = 0.95  # early stopping watches an EMA of the training loss (over steps, checked per epoch)
+    patience: int = 5  # epochs without a drop of at least min_delta
+    min_delta: float = 1e-3
+
+
+def sample_shots(labels: Sequence[str], subs: Sequence[str], shots: int, seed: int) -> np.ndarray:
+    """Indices of `shots` clips per sub (seeded), plus every clip of other labels -> int64 [n]."""
+    rng = np.random.default_rng(seed)
+    labels_arr = np.asarray(labels, dtype=object)
+    picked = []
+    short = {}
+    for s in subs:
+        idx = np.nonzero(labels_arr == s)[0]
+        if len(idx) < shots:
+            short[s] = len(idx)
+        else:
+            picked.append(np.sort(rng.choice(idx, shots, replace=False)))
+    if short:
+        raise CatsplitError(
+            f"shots={shots} needs {shots} clips of every sub; too few for {short}. Lower shots= or add clips"
+        )
+    others = np.nonzero(~np.isin(labels_arr, list(subs)))[0]
+    return np.sort(np.concatenate(picked + [others]))
+
+
+def finetune(
+    head: Head,
+    features: Any,
+    labels: Sequence[Any],
+    *,
+    shots: int | None = None,
+    seed: int = 0,
+    config: FinetuneConfig | None = None,
+    progress: bool = False,
+) -> Head:
+    """Fine-tune the sub rows of the latest split on precomputed features; everything else frozen.
+
+    Args:
+        head: a head whose latest edit is a split (flat or hierarchical).
+        features: backbone features [N, D] of labelled clips (typically clips of the split class).
+        labels: their labels in `head.labels` (strings or indices).
+        shots: if given, use `shots` clips per sub (sampled with `seed`); an error if a sub has fewer.
+        seed: seeds the sampling, the shuffling and nothing else (the start is the edit's rows).
+        config: optimiser settings (`FinetuneConfig`).
+        progress: print a progress line to stderr.
+    Returns:
+        a new Head; the edit record of the split gains a `finetune` entry.
+    """
+    if not isinstance(head, Head):
+        raise CatsplitError(f"finetune needs a catsplit.Head, got {type(head).__name__}")
+    if not head.history or head.history[-1].get("op") != "split":
+        raise CatsplitError("finetune trains the rows of the latest split; this head has no split to fine-tune")
+    config = config or FinetuneConfig()
+    rec = head.history[-1]
+    subs = list(rec["subs"])
+    x = as_tensor(features, "features").to(torch.float32)
+    if x.ndim != 2 or x.shape[1] != head.dim:
+        raise CatsplitError(f"features must have shape [N, {head.dim}], got {tuple(x.shape)}")
+    check_finite(x, "features")
+    names = _label_names(head, labels)
+    if len(names) != x.shape[0]:
+        raise CatsplitError(f"{len(names)} labels for {x.shape[0]} feature rows; give one label per row")
+    if shots is not None:
+        if not isinstance(shots, int) or shots < 1:
+            raise CatsplitError(f"shots must be a positive integer, got {shots!r}")
+        keep = sample_shots(names, subs, shots, seed)
+        x, names = x[torch.from_numpy(keep)], [names[i] for i in keep]
+    if not any(n in subs for n in names):
+        raise CatsplitError(f"no training clip is labelled with a sub of the split ({subs}); nothing to learn")
+    out_index = {lab: i for i, lab in enumerate(head.labels)}
+    y = torch.tensor([out_index[n] for n in names], dtype=torch.long)  # [N]
+
+    ti = rec["table"] if rec["mode"] == "flat" else rec["sub_table"]
+    table = head.tables[ti]
+    k = len(subs)
+    first = table.weight.shape[0] - k if rec["mode"] == "flat" else 0  # the sub rows of that table
+    w0 = table.weight[first:].to(torch.float32)
+    b0 = table.bias[first:].to(torch.float32) if table.bias is not None else None
+    frozen = _frozen_scores(head, x, rec, subs)  # what does not depend on the trainable rows
+    w = w0.clone().requires_grad_()
+    b = b0.clone().requires_grad_() if b0 is not None else None
+    params = [w] + ([b] if b is not None else [])
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    n = x.shape[0]
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total = max(1, min(config.max_epochs * steps_per_epoch, config.max_steps))
+    ema = step = 0
+    best, best_epoch, stale, epoch = math.inf, 0, 0, 0
+    best_w, best_b = w0.clone(), (b0.clone() if b0 is not None else None)
+    for epoch in range(1, math.ceil(total / steps_per_epoch) + 1):
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, config.batch_size):
+            if step == total:
+                break
+            idx = order[start : start + config.batch_size]
+            logits = _scores(head, rec, frozen, idx, x[idx] @ w.T + (b if b is not None else 0.0))
+            loss = torch.nn.functional.cross_entropy(logits, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            ema = config.ema * ema + (1 - config.ema) * float(loss.detach())
+        smoothed = ema / (1 - config.ema**step)  # bias-corrected
+        if smoothed < best - config.min_delta:
+            best, best_epoch, stale = smoothed, epoch, 0
+            best_w = w.detach().clone()
+            best_b = b.detach().clone() if b is not None else None
+        else:
+            stale += 1
+        if progress:
+            import sys
+
+            print(f"\rfinetune: epoch {epoch}, loss {smoothed:.4f}, best {best:.4f} @ {best_epoch}", end="", file=sys.stderr)
+        if stale >= config.patience:
+            break
+    if progress:
+        import sys
+
+        print(file=sys.stderr)
+    new_w = torch.cat([table.weight[:first], best_w.to(head.dtype)])
+    new_b = torch.cat([table.bias[:first], best_b.to(head.dtype)]) if table.bias is not None else None
+    check_finite(new_w[first:], "fine-tuned rows that", subs)
+    tables = list(head.tables)
+    tables[ti] = Table(weight=new_w, bias=new_b, labels=table.labels, parent=table.parent)
+    rec = dict(rec)
+    rec["finetune"] = {
+        "clips": n, "shots": shots, "seed": seed, "epochs": epoch, "steps": step, "best_epoch": best_epoch,
+        "loss_ema": round(best, 6),
+    }
+    return head.evolve(tables=tuple(tables), history=head.history[:-1] + (rec,))
+
+
+def _label_names(head: Head, labels: Sequence[Any]) -> list[str]:
+    known = set(head.labels)
+    out = []
+    for lab in labels:
+        if isinstance(lab, (int, np.integer)) and not isinstance(lab, bool):
+            if not 0 <= int(lab) < head.num_classes:
+                raise CatsplitError(f"label index {lab} is outside the head's {head.num_classes} labels")
+            out.append(head.labels[int(lab)])
+        elif isinstance(lab, str) and lab in known:
+            out.append(lab)
+        else:
+            raise CatsplitError(f"label {lab!r} is not in the head's label space; use labels from head.labels")
+    return out
+
+
+def _frozen_scores(head: Head, x: torch.Tensor, rec: dict, subs: list[str]) -> dict[str, torch.Tensor]:
+    """Logits (flat) or log-probabilities (hierarchical) of everything but the trainable rows."""
+    with torch.no_grad():
+        if rec["mode"] == "flat" and not head.is_hierarchical:
+            full = head._logits(x)  # [N, C]; the sub columns are replaced while training
+            return {"others": full[:, : len(head.labels) - len(subs)]}
+        if rec["mode"] == "flat":
+            raise CatsplitError("finetune of a flat split inside a hierarchical head is not supported; fine-tune before adding hierarchical splits")
+        ti, r = head.locate(rec["coarse"])
+        if ti != 0:
+            raise CatsplitError("finetune of a nested hierarchical split is not supported")
+        lp = head._logits(x)  # [N, C_out] log-probabilities
+        sub_cols = [head.labels.index(s) for s in subs]
+        other_cols = [i for i in range(len(head.labels)) if i not in set(sub_cols)]
+        gate_lp = torch.log_softmax(head._table_logits(head.tables[0], x).double(), dim=-1)[:, r].float()  # [N]
+        return {"others": lp[:, other_cols], "gate": gate_lp, "sub_cols": torch.tensor(sub_cols)}
+
+
+def _scores(head: Head, rec: dict, frozen: dict, idx: torch.Tensor, sub_logits: torch.Tensor) -> torch.Tensor:
+    """Scores over the output labels, in order, for the batch `idx`."""
+    if rec["mode"] == "flat":
+        return torch.cat([frozen["others"][idx], sub_logits], dim=1)
+    sub_lp = frozen["gate"][idx, None] + torch.log_softmax(sub_logits, dim=1)
+    out = torch.empty(idx.shape[0], len(head.labels))
+    cols = frozen["sub_cols"]
+    mask = torch.ones(len(head.labels), dtype=torch.bool)
+    mask[cols] = False
+    out = out.index_copy(1, torch.nonzero(mask).flatten(), frozen["others"][idx])
+    return out.index_copy(1, cols, sub_lp)

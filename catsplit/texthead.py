@@ -1,0 +1,49 @@
+"""Text-embedding heads (after Text4Vis): rows are label-text embeddings, logits = scale * cos.
+
+A backbone trained against such a head is the vision-language baseline: splitting it needs only
+the embeddings of the sub labels (`split(..., method="text")` on a text head appends them).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from catsplit.errors import CatsplitError
+from catsplit.head import Head, check_labels
+from catsplit.text import TextEncoder, with_templates
+
+DEFAULT_TEMPLATES = ("a video of a person {}.", "a person {}.", "{}.")
+DEFAULT_SCALE = 1 / 0.07  # CLIP's initial logit scale
+
+
+def text_head(
+    labels: Sequence[str],
+    encoder: TextEncoder,
+    templates: Sequence[str] | None = DEFAULT_TEMPLATES,
+    scale: float = DEFAULT_SCALE,
+) -> Head:
+    """A head whose rows are L2-normalised (template-averaged) text embeddings of `labels`.
+
+    Args:
+        labels: class names.
+        encoder: callable list[str] -> [N, E].
+        templates: prompt templates with a `{}` slot, averaged (None: the bare labels).
+        scale: logit scale; logits = scale * cos(feature, row).
+    Returns:
+        a Head of kind "text" (saved with its scale and templates).
+    """
+    labels = list(check_labels(labels))
+    if not (isinstance(scale, (int, float)) and scale > 0):
+        raise CatsplitError(f"scale must be a positive number, got {scale!r}")
+    rows = with_templates(encoder, [_lower_first(lab) for lab in labels], templates)  # [C, E]
+    return Head(weight=rows, labels=labels, kind="text", scale=float(scale), templates=tuple(templates) if templates else None)
+
+
+def text_rows(head: Head, encoder: TextEncoder, labels: Sequence[str]):
+    """Rows a text head gives new labels: their embeddings under the head's templates -> [k, E]."""
+    return with_templates(encoder, [_lower_first(lab) for lab in labels], head.templates)
+
+
+def _lower_first(label: str) -> str:
+    """'Pushing something' -> 'pushing something', to read well inside a template."""
+    return label[:1].lower() + label[1:]
