@@ -25,8 +25,8 @@ _EXPORTS = {
     "default_text_encoder": "catsplit.encoders",
     "load_text_encoder": "catsplit.encoders",
     "text_head": "catsplit.texthead",
-    "finetune": "catsplit.finetune",
-    "FinetuneConfig": "catsplit.finetune",
+    "finetune": "catsplit.lowshot",
+    "FinetuneConfig": "catsplit.lowshot",
 }
 
 __all__ = ["CatsplitError", "__version__", *_EXPORTS]
@@ -34,7 +34,7 @@ __all__ = ["CatsplitError", "__version__", *_EXPORTS]
 if TYPE_CHECKING:
     from catsplit.config import SplitConfig
     from catsplit.edit import split, unsplit
-    from catsplit.finetune import FinetuneConfig, finetune
+    from catsplit.lowshot import FinetuneConfig, finetune
     from catsplit.texthead import text_head
     from catsplit.encoders import default_text_encoder, load_text_encoder
     from catsplit.head import Head

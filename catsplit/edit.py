@@ -112,8 +112,8 @@ def check_subs(head: Head, coarse: str, subs: Sequence[str]) -> list[str]:
         if label_key(s) in seen:
             raise CatsplitError(f"duplicate subs {seen[label_key(s)]!r} and {s!r} (ignoring case and white space); give each once")
         seen[label_key(s)] = s
-    existing = {label_key(lab): lab for t in head.tables for lab in t.labels}
-    clash = [(s, existing[label_key(s)]) for s in subs if label_key(s) in existing]
+    wanted = {label_key(s): s for s in subs}
+    clash = [(wanted[k], lab) for t in head.tables for lab in t.labels if (k := " ".join(lab.split()).casefold()) in wanted]
     if clash:
         shown = ", ".join(f"{s!r} (existing {e!r})" for s, e in clash)
         raise CatsplitError(f"subs must be new labels; already in the head: {shown}. Rename them")

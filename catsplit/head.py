@@ -345,6 +345,8 @@ def check_tables(tables: Sequence[Table]) -> None:
             raise CatsplitError(f"{what} {'lacks' if t.bias is None else 'has'} a bias and the base does not agree")
         if i > 0 and t.parent not in seen.values():
             raise CatsplitError(f"{what}: its gate {t.parent!r} is not a label of an earlier table")
+        if len(tables) == 1:
+            break  # labels within one table were checked when it was built (make_table, check_subs)
         for lab in t.labels:
             if label_key(lab) in seen:
                 raise CatsplitError(f"label {lab!r} appears twice ({what} and earlier, as {seen[label_key(lab)]!r})")

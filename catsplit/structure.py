@@ -46,10 +46,15 @@ def common_prefix(texts: Sequence[str]) -> str:
 
 def _prefix_len(split: Sequence[Sequence[str]]) -> int:
     """Number of leading words (case-insensitive) that all word lists share."""
-    first = [w.casefold() for w in split[0]]
-    k = min(len(w) for w in split)
-    for w in split[1:]:
-        while k and [x.casefold() for x in w[:k]] != first[:k]:
+    return _prefix_len_folded([[x.casefold() for x in w] for w in split])
+
+
+def _prefix_len_folded(folded: Sequence[Sequence[str]]) -> int:
+    """Number of leading words that all (already casefolded) word lists share."""
+    first = folded[0]
+    k = min(len(w) for w in folded)
+    for w in folded[1:]:
+        while k and w[:k] != first[:k]:
             k -= 1
     return k
 
@@ -103,16 +108,16 @@ def infer_structure(
                 mods[m] = cut_modifier(g, m) if len(members) > 1 else m
         inferred = False
     else:
-        by_word: dict[str, list[tuple[str, list[str]]]] = {}
+        by_word: dict[str, list[tuple[str, list[str], list[str]]]] = {}
         for lab in labels:
-            w = words(lab)
-            by_word.setdefault(w[0].casefold(), []).append((lab, w))
+            folded = lab.casefold().split()  # casefolding never adds white space
+            by_word.setdefault(folded[0], []).append((lab, lab.split(), folded))
         out = {}
         for members in by_word.values():
-            k = _prefix_len([w for _, w in members]) if len(members) > 1 else 0
+            k = _prefix_len_folded([f for _, _, f in members]) if len(members) > 1 else 0
             # Groups differ in their first word, so their names never collide.
-            out[" ".join(members[0][1][:k]) if k else members[0][0]] = [lab for lab, _ in members]
-            for lab, w in members:
+            out[" ".join(members[0][1][:k]) if k else members[0][0]] = [lab for lab, _, _ in members]
+            for lab, w, _ in members:
                 mods[lab] = " ".join(w[k:]) if k and len(w) > k else lab
         inferred = True
     if modifiers:

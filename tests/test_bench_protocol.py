@@ -122,3 +122,26 @@ def test_targets_can_be_built_by_hand():
     t = Target(coarse=COARSE, subs=subs, features=x, labels=[s for s in subs for _ in range(5)])
     (r,) = run_protocol(head, [t], [table_methods.build("retrieval", "flat", HashEncoder())], seeds=[0], progress=False)
     assert np.isnan(r["locality"]["mean"]) and r["generality"]["mean"] > 50
+
+
+def test_world_run_end_to_end_and_cached(tmp_path, capsys):
+    """A tiny world (4 actions, a few clips, 1 epoch): every stage runs, the second run starts at evaluation."""
+    from catsplit.bench.models import TrainConfig
+    from catsplit.bench.run import run_world
+    from catsplit.bench.world import ACTIONS, WorldConfig
+
+    wc = WorldConfig(seed=0, n_train=4, n_val=2, n_test=3, actions=tuple(list(ACTIONS)[:4]))
+    tc = TrainConfig(epochs=1, width=4, dim=32, batch_size=8)
+    kw = dict(seeds=1, cache=str(tmp_path / "cache"), encoder=HashEncoder(), progress=False,
+              world_config=wc, train_config=tc, methods=["coarse", "retrieval", "alignment:hierarchical", "oracle"])
+    first = run_world(out=str(tmp_path / "r.json"), plot_path=str(tmp_path / "r.png"), **kw)
+    assert {r["partition"] for r in first["results"]} == {"A", "B"}
+    names = [(r["method"], r["mode"]) for r in first["results"] if r["partition"] == "A"]
+    assert names == [("coarse", "flat"), ("retrieval", "flat"), ("alignment", "hierarchical"), ("oracle", "flat"),
+                     ("text4vis", "flat"), ("text4vis", "hierarchical")]
+    assert not any(m["from_cache"] for m in first["config"]["base_models"].values())
+    assert json.loads((tmp_path / "r.json").read_text())["config"]["world"]["n_train"] == 4
+    second = run_world(**kw)
+    assert all(m["from_cache"] for m in second["config"]["base_models"].values())
+    assert [r["generality"] for r in second["results"]] == [r["generality"] for r in first["results"]]
+    assert "partition A" in capsys.readouterr().out

@@ -49,6 +49,7 @@ class TrainConfig:
 
     width: int = 16                    # channels of the first block (blocks: w, 2w, 4w, D)
     dim: int = 256                     # D: feature dimension (channels of the last block)
+    multiscale: bool = False           # features = pooled block 3 (4w) + pooled block 4 (D - 4w)
     epochs: int = 10                   # maximum epochs; the best validation epoch is kept
     lr: float = 4e-3                   # peak learning rate of the one-cycle schedule (AdamW)
     weight_decay: float = 0.05         # AdamW weight decay (not applied to norms / biases)
@@ -94,30 +95,36 @@ def _block(cin: int, cout: int, stride: Tuple[int, int, int]) -> nn.Sequential:
                          nn.BatchNorm3d(cout), nn.ReLU(inplace=True))
 
 
-def channels_for(width: int, dim: Optional[int] = None) -> Tuple[int, int, int, int]:
-    """Block widths (w, 2w, 4w, D); D defaults to 8w."""
+def channels_for(width: int, dim: Optional[int] = None, multiscale: bool = False) -> Tuple[int, int, int, int]:
+    """Block widths (w, 2w, 4w, c4): c4 = D (default 8w), or D - 4w when multiscale."""
     w = int(width)
-    return (w, 2 * w, 4 * w, int(dim) if dim else 8 * w)
+    D = int(dim) if dim else 8 * w
+    c4 = D - 4 * w if multiscale else D
+    if c4 < 1:
+        raise CatsplitError(f"feature dim {D} too small for width {w} (multiscale needs D > 4w)")
+    return (w, 2 * w, 4 * w, c4)
 
 
 class Backbone(nn.Module):
     """A small 3D CNN: uint8 clips [N, T, H, W, 3] -> features [N, D].
 
-    Four Conv3d(3x3x3)-BatchNorm-ReLU blocks with channels (w, 2w, 4w, D), strides
-    (2,2,2), (1,2,2), (2,2,2), (2,2,2), then a global average pool over time and space.
+    Four Conv3d(3x3x3)-BatchNorm-ReLU blocks with channels (w, 2w, 4w, c4), strides
+    (2,2,2), (1,2,2), (2,2,2), (2,2,2), then a global average pool over time and space
+    (multiscale: the pooled outputs of blocks 3 and 4 are concatenated, c4 = D - 4w).
     """
 
-    def __init__(self, width: int = 16, dim: Optional[int] = None) -> None:
+    def __init__(self, width: int = 16, dim: Optional[int] = None, multiscale: bool = False) -> None:
         super().__init__()
-        c1, c2, c3, c4 = channels_for(width, dim)
+        c1, c2, c3, c4 = channels_for(width, dim, multiscale)
         self.width = int(width)
-        self.dim = c4
-        self.blocks = nn.Sequential(
+        self.multiscale = bool(multiscale)
+        self.dim = c4 + (c3 if multiscale else 0)
+        self.low = nn.Sequential(
             _block(3, c1, (2, 2, 2)),   # [N, c1, T/2, H/2, W/2]
             _block(c1, c2, (1, 2, 2)),  # [N, c2, T/2, H/4, W/4]
             _block(c2, c3, (2, 2, 2)),  # [N, c3, T/4, H/8, W/8]
-            _block(c3, c4, (2, 2, 2)),  # [N, D, T/8, H/16, W/16]
         )
+        self.high = _block(c3, c4, (2, 2, 2))  # [N, c4, T/8, H/16, W/16]
 
     @staticmethod
     def prepare(clips: torch.Tensor) -> torch.Tensor:
@@ -130,7 +137,11 @@ class Backbone(nn.Module):
         """Args: x uint8 [N, T, H, W, 3] or prepared float [N, 3, T, H, W]. Returns [N, D]."""
         if x.dtype == torch.uint8:
             x = self.prepare(x)
-        return self.blocks(x).mean(dim=(2, 3, 4))
+        h = self.low(x)
+        f = self.high(h).mean(dim=(2, 3, 4))
+        if self.multiscale:
+            f = torch.cat([h.mean(dim=(2, 3, 4)), f], dim=1)
+        return f
 
 
 class LinearClassifier(nn.Module):
@@ -139,10 +150,10 @@ class LinearClassifier(nn.Module):
     kind = "linear"
 
     def __init__(self, labels: Sequence[str], width: int = 16, dropout: float = 0.0,
-                 dim: Optional[int] = None) -> None:
+                 dim: Optional[int] = None, multiscale: bool = False) -> None:
         super().__init__()
         self.labels = list(labels)
-        self.backbone = Backbone(width, dim)
+        self.backbone = Backbone(width, dim, multiscale)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(self.backbone.dim, len(self.labels))
 
@@ -164,13 +175,13 @@ class TextClassifier(nn.Module):
 
     def __init__(self, labels: Sequence[str], text_rows: np.ndarray, width: int = 16,
                  dropout: float = 0.0, logit_scale: float = math.log(1 / 0.07),
-                 dim: Optional[int] = None) -> None:
+                 dim: Optional[int] = None, multiscale: bool = False) -> None:
         super().__init__()
         rows = torch.as_tensor(np.asarray(text_rows, dtype=np.float32))
         if rows.ndim != 2 or rows.shape[0] != len(labels):
             raise CatsplitError(f"text rows must be [C={len(labels)}, E], got {tuple(rows.shape)}")
         self.labels = list(labels)
-        self.backbone = Backbone(width, dim)
+        self.backbone = Backbone(width, dim, multiscale)
         self.drop = nn.Dropout(dropout)
         self.proj = nn.Linear(self.backbone.dim, rows.shape[1])
         self.register_buffer("text", F.normalize(rows, dim=1))  # [C, E], frozen
@@ -328,13 +339,14 @@ class TrainReport:
 def _make_model(kind: str, labels: Sequence[str], config: TrainConfig,
                 encoder: Optional[TextEncoder] = None, rows: Optional[np.ndarray] = None) -> nn.Module:
     if kind == "linear":
-        return LinearClassifier(labels, config.width, config.dropout, config.dim)
+        return LinearClassifier(labels, config.width, config.dropout, config.dim, config.multiscale)
     if kind == "text4vis":
         if rows is None:
             if encoder is None:
                 raise CatsplitError("a text4vis model needs a text encoder (callable list[str] -> [N, E])")
             rows = text_rows(encoder, labels, config.templates)
-        model = TextClassifier(labels, rows, config.width, config.dropout, config.logit_scale, config.dim)
+        model = TextClassifier(labels, rows, config.width, config.dropout, config.logit_scale, config.dim,
+                               config.multiscale)
         model.templates = tuple(config.templates)
         return model
     raise CatsplitError(f"unknown model kind {kind!r}; use 'linear' or 'text4vis'")
@@ -513,6 +525,7 @@ def save_model(model: nn.Module, path: str, config: Optional[TrainConfig] = None
         "labels": json.dumps(list(model.labels)),
         "width": str(model.backbone.width),
         "dim": str(model.backbone.dim),
+        "multiscale": str(int(model.backbone.multiscale)),
         "config": json.dumps(config.to_dict() if config is not None else {}),
         "report": json.dumps(report.to_dict() if report is not None else {}),
     }
@@ -545,10 +558,11 @@ def load_model(path: str) -> Tuple[nn.Module, Optional[TrainReport]]:
     labels = json.loads(meta["labels"])
     width = int(meta["width"])
     dim = int(meta.get("dim", 8 * width))
+    ms = bool(int(meta.get("multiscale", "0")))
     if meta["kind"] == "linear":
-        model: nn.Module = LinearClassifier(labels, width, dim=dim)
+        model: nn.Module = LinearClassifier(labels, width, dim=dim, multiscale=ms)
     else:
-        model = TextClassifier(labels, state["text"].numpy(), width, dim=dim)
+        model = TextClassifier(labels, state["text"].numpy(), width, dim=dim, multiscale=ms)
         model.templates = tuple(json.loads(meta.get("templates", "[]")) or TEMPLATES)
     model.load_state_dict(state)
     model.eval()

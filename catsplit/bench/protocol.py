@@ -108,7 +108,7 @@ def zero_shot(name: str, mode: str, encoder, **split_options) -> Method:
 
 def finetuned(name: str, start: Method, shots: int | None) -> Method:
     """Isolated fine-tuning of the sub rows, started from the rows of `start`, on `shots` clips per sub (None: all)."""
-    from catsplit.finetune import finetune
+    from catsplit.lowshot import finetune
 
     def edit(head: Head, t: Target, seed: int) -> Head:
         if t.train_features is None or t.train_labels is None:

@@ -65,7 +65,7 @@ def plot(results: Sequence[dict], path: str | Path, title: str = "catsplit bench
             continue
         marker = "s" if r["mode"] == "hierarchical" else "o"
         ax.errorbar(loc["mean"], g["mean"], xerr=loc["std"], yerr=g["std"], fmt=marker, capsize=3)
-        label = r["method"] + (" (hier.)" if r["mode"] == "hierarchical" else "")
+        label = r["method"] + (" (hier.)" if r["mode"] == "hierarchical" else "") + (f" [{r['partition']}]" if "partition" in r else "")
         ax.annotate(label, (loc["mean"], g["mean"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xlabel("locality (%)")
     ax.set_ylabel("generality (%)")

@@ -75,5 +75,141 @@ def check_outputs(out: str | None, plot_path: str | None, overwrite: bool) -> No
             raise CatsplitError(f"{p} exists; pass --overwrite or choose another name")
 
 
-def run_world(**kwargs) -> dict:
-    raise CatsplitError("the rendered world is not wired in yet")
+def default_cache() -> Path:
+    """$CATSPLIT_CACHE, else $XDG_CACHE_HOME/catsplit, else ~/.cache/catsplit."""
+    import os
+
+    if os.environ.get("CATSPLIT_CACHE"):
+        return Path(os.environ["CATSPLIT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "catsplit"
+
+
+def world_targets(tax, collapsed: Sequence[str], feats: dict) -> list:
+    """Targets of a partition: every collapsed action, evaluated on all test clips."""
+    import numpy as np
+
+    from catsplit.bench.protocol import Target
+
+    coarse_of = tax.coarse_of
+    fine_test = [tax.labels[i] for i in feats["test_labels"]]
+    fine_train = [tax.labels[i] for i in feats["train_labels"]]
+    targets = []
+    for c in collapsed:
+        truth = [f if coarse_of[f] == c else (coarse_of[f] if coarse_of[f] in collapsed else f) for f in fine_test]
+        mine = np.array([coarse_of[f] == c for f in fine_train])
+        targets.append(Target(
+            coarse=c, subs=list(tax.fine[c]), features=feats["test"], labels=truth,
+            train_features=feats["train"][mine], train_labels=[f for f, k in zip(fine_train, mine) if k],
+        ))
+    return targets
+
+
+def text_head_of(exported: dict):
+    """A catsplit text head from a Text4Vis model's head (rows = scale * unit text embeddings)."""
+    import numpy as np
+
+    from catsplit.head import Head
+
+    rows = np.asarray(exported["weight"], dtype=np.float32) / exported["scale"]
+    return Head(weight=rows, labels=exported["labels"], kind="text", scale=float(exported["scale"]),
+                templates=tuple(exported["templates"]))
+
+
+def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | None = None, world_seed: int = 0,
+              partition_seed: int = 0, methods: Sequence[str] = (), encoder=None, out: str | None = None,
+              plot_path: str | None = None, progress: bool = True, overwrite: bool = False,
+              world_config=None, train_config=None) -> dict:
+    """Generate the world, train the base models of both partitions (cached), run the protocol.
+
+    Args:
+        quick: the CI-sized world and training (1 seed unless `seeds` says otherwise).
+        seeds: seeds per method (default 3, or 1 with `quick`).
+        cache: cache root (default `default_cache()`); data-derived files live under a configuration hash.
+        world_seed, partition_seed: the world's and the A/B partition's seeds.
+        methods: table rows ("alignment", "alignment:hierarchical", ...); default `methods.DEFAULT`.
+        encoder: text encoder (the label texts of the Text4Vis model and the zero-shot methods).
+        out, plot_path: results JSON and PNG plot to write.
+        world_config, train_config: override the presets (tests use tiny ones).
+    Returns:
+        {"config": ..., "results": [...]} as written to `out`.
+    """
+    import hashlib
+    import json
+
+    import numpy as np
+
+    from catsplit.bench import models, world
+    from catsplit.head import Head
+
+    t0 = time.time()
+    wc = world_config or (world.WorldConfig.quick(seed=world_seed) if quick else world.WorldConfig(seed=world_seed))
+    tc = train_config or (models.TrainConfig.quick() if quick else models.TrainConfig())
+    n_seeds = seeds or (1 if quick else 3)
+    enc_name = getattr(encoder, "name", type(encoder).__name__)
+    key = hashlib.sha256(json.dumps({"world": wc.key(), "train": tc.to_dict(), "partition_seed": partition_seed,
+                                     "encoder": enc_name}, sort_keys=True).encode()).hexdigest()[:16]
+    cache_dir = default_cache() / "bench" / key if cache is None else Path(cache) / "bench" / key
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tax = world.taxonomy(wc)
+    parts = dict(zip("AB", world.partition(tax, partition_seed)))
+    dataset = None
+
+    def data():
+        nonlocal dataset
+        if dataset is None:
+            dataset = world.generate(wc, progress=progress)
+        return dataset
+
+    specs = [table_methods.parse(m) for m in methods] or table_methods.DEFAULT
+    results, base_models = [], {}
+    for pname, collapsed in parts.items():
+        for kind in ("linear", "text4vis"):
+            model, report, cached = models.cached_train(
+                str(cache_dir), f"{pname}-{kind}",
+                lambda kind=kind, collapsed=collapsed: models.train_base(data(), collapsed, kind, tc, encoder, progress), tc)
+            base_models[f"{pname}-{kind}"] = {"val_acc": 100 * report.val_acc, "test_acc": 100 * report.test_acc,
+                                              "labels": len(report.labels), "from_cache": cached}
+            feats_path = cache_dir / f"{pname}-{kind}-features.npz"
+            if feats_path.exists():
+                with np.load(feats_path) as f:
+                    feats = {k: f[k] for k in f.files}
+            else:
+                d = data()
+                feats = {"train": models.extract_features(model, d["train"].clips), "train_labels": d["train"].labels,
+                         "test": models.extract_features(model, d["test"].clips), "test_labels": d["test"].labels}
+                np.savez(feats_path.with_suffix(".tmp.npz"), **feats)
+                feats_path.with_suffix(".tmp.npz").replace(feats_path)
+            exported = models.export_head(model)
+            targets = world_targets(tax, collapsed, feats)
+            if kind == "linear":
+                head = Head(weight=exported["weight"], bias=exported["bias"], labels=exported["labels"])
+                built = [table_methods.build(n, m, encoder) for n, m in specs]
+            else:
+                head = text_head_of(exported)
+                built = [table_methods.zero_shot("text", mode, encoder) for mode in ("flat", "hierarchical")]
+                for b in built:
+                    b.name = "text4vis"
+            for r in run_protocol(head, targets, built, list(range(n_seeds)), progress=progress,
+                                  desc=f"evaluating {pname}-{kind}"):
+                r["partition"] = pname
+                results.append(r)
+    config = {
+        "source": "world", "quick": quick, "world": wc.to_dict(), "train": tc.to_dict(), "partition_seed": partition_seed,
+        "partitions": parts, "methods": [f"{n}:{m}" for n, m in specs] + ["text4vis:flat", "text4vis:hierarchical"],
+        "seeds": list(range(n_seeds)), "encoder": enc_name, "cache": str(cache_dir), "base_models": base_models,
+        "versions": versions(), "seconds": round(time.time() - t0, 1),
+    }
+    data_out = {"config": config, "results": results}
+    for pname in parts:
+        rows = [r for r in results if r["partition"] == pname]
+        print(markdown_table(rows, f"partition {pname}: {len(parts[pname])} targets"))
+        print()
+    print("base models (top-1 %, mixed-granularity labels): " + ", ".join(
+        f"{k} val {v['val_acc']:.1f} / test {v['test_acc']:.1f}" for k, v in base_models.items()))
+    if out:
+        write_json(out, data_out, overwrite=overwrite)
+        print(f"wrote {out}", file=sys.stderr)
+    if plot_path:
+        plot(results, plot_path, "catsplit bench (rendered world)")
+        print(f"wrote {plot_path}", file=sys.stderr)
+    return data_out
