@@ -235,3 +235,13 @@ def test_evaluate_refuses_clips_labelled_with_the_split_class(encoder, head_and_
     new = catsplit.split(head, encoder, COARSE, subs, method="coarse")
     with pytest.raises(CatsplitError, match="label each with its true sub"):
         catsplit.evaluate(head, new, np.zeros((1, head.dim), np.float32), [COARSE], coarse=COARSE)
+
+
+def test_dictionary_vectors_agree_whichever_way_they_are_computed():
+    from catsplit.methods.dictionary import ModifierDictionary
+    from catsplit.structure import infer_structure
+
+    head, _, _, _ = compositional_head(dim=33)
+    labels = [lab for lab in head.labels if lab != COARSE]
+    d = ModifierDictionary(infer_structure(labels), head.weight.numpy(), {lab: i for i, lab in enumerate(head.labels)})
+    assert np.array_equal(d.vectors_of(list(range(len(d)))), d.vectors)  # retrieval's path == alignment's path

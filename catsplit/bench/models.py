@@ -51,7 +51,7 @@ class TrainConfig:
     dim: int = 256                     # D: feature dimension (channels of the last block)
     multiscale: bool = False           # features = pooled block 3 (4w) + pooled block 4 (D - 4w)
     epochs: int = 10                   # maximum epochs; the best validation epoch is kept
-    lr: float = 4e-3                   # peak learning rate of the one-cycle schedule (AdamW)
+    lr: float = 8e-3                   # peak learning rate (one-cycle, AdamW); val: 8e-3 > 4e-3
     weight_decay: float = 0.05         # AdamW weight decay (not applied to norms / biases)
     batch_size: int = 64               # clips per step
     label_smoothing: float = 0.05      # cross-entropy label smoothing
@@ -80,8 +80,12 @@ class TrainConfig:
 
     @classmethod
     def quick(cls, **kw) -> "TrainConfig":
-        """Settings for the quick world preset (few clips: more epochs, same architecture)."""
-        base = dict(epochs=12, patience=4)
+        """Settings for the quick (CI) preset: a 4x cheaper backbone (width 8, D = 128), 8 epochs.
+
+        Chosen on the quick world's validation split (val ~0.56 for partition 0's linear model,
+        against ~0.2 for the full-size backbone in the same time). The whole quick pipeline
+        takes about 1.5 minutes on 2 cores."""
+        base = dict(width=8, dim=128, epochs=8, patience=8)
         base.update(kw)
         return cls(**base)
 

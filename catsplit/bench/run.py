@@ -157,7 +157,9 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
     def data():
         nonlocal dataset
         if dataset is None:
-            dataset = world.generate(wc, progress=progress)
+            import os
+
+            dataset = world.generate(wc, progress=progress, workers=min(2, os.cpu_count() or 1))
         return dataset
 
     specs = [table_methods.parse(m) for m in methods] or table_methods.DEFAULT

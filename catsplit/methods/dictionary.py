@@ -2,7 +2,7 @@
 
 For a group g with members y (>= 2), prototype v_g = mean_y w_y and modifier vector m_y = w_y - v_g.
 Vectors are computed on demand: retrieval needs only the k matched entries (and their groups'
-prototypes), alignment all of them (one gather and one segmented sum).
+prototypes), alignment all of them.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class ModifierDictionary:
 
     def prototype(self, group: str) -> np.ndarray:
         """v_g -> [D]."""
-        return self._matrix[[self._index[m] for m in self._members[group]]].mean(axis=0)
+        rows = self._matrix[[self._index[m] for m in self._members[group]]]
+        return (rows.sum(axis=0) / len(rows)).astype(np.float32)  # as in `prototypes`, bit for bit
 
     def vectors_of(self, entries: list[int]) -> np.ndarray:
         """m_y of the given entries -> [len(entries), D]."""
@@ -56,9 +57,7 @@ class ModifierDictionary:
         """v_g of every group with >= 2 members -> [G, D]."""
         if not self.labels:
             return np.zeros((0, self._matrix.shape[1]), np.float32)
-        counts = np.array([len(self._members[g]) for g in self.group_names])
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        return (np.add.reduceat(self.member_rows, starts, axis=0) / counts[:, None]).astype(np.float32, copy=False)
+        return np.stack([self.prototype(g) for g in self.group_names])
 
     @cached_property
     def vectors(self) -> np.ndarray:
