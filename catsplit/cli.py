@@ -24,15 +24,9 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _read_json(path: str | None, what: str) -> Any:
-    if path is None:
-        return None
-    p = Path(path)
-    if not p.is_file():
-        raise CatsplitError(f"{what} file {p} not found")
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CatsplitError(f"{what} file {p} is not valid JSON: {exc}") from None
+    from catsplit.headfile import read_json
+
+    return None if path is None else read_json(path, what)
 
 
 def _subs(args: argparse.Namespace) -> list[str]:

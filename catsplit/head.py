@@ -356,6 +356,28 @@ def check_tables(tables: Sequence[Table]) -> None:
         raise CatsplitError(f"a label gates more than one sub-head: {parents}")
 
 
+def label_names(head: Head, labels: Sequence[Any], *, known_only: bool = True) -> list[str]:
+    """Clip labels given as strings or indices into `head.labels` -> strings.
+
+    Args:
+        known_only: strings must be labels of `head` (else any string passes, for the caller to check).
+    """
+    known = set(head.labels) if known_only else None
+    out = []
+    for lab in labels:
+        if isinstance(lab, (int, np.integer)) and not isinstance(lab, bool):
+            if not 0 <= int(lab) < head.num_classes:
+                raise CatsplitError(f"label index {lab} is outside the head's {head.num_classes} labels")
+            out.append(head.labels[int(lab)])
+        elif isinstance(lab, str) and (known is None or lab in known):
+            out.append(lab)
+        elif isinstance(lab, str):
+            raise CatsplitError(f"label {lab!r} is not in the head's label space; use labels from head.labels")
+        else:
+            raise CatsplitError(f"labels must be label strings or indices, got {lab!r}")
+    return out
+
+
 def all_labels(tables: Sequence[Table]) -> set[str]:
     return {lab for t in tables for lab in t.labels}
 

@@ -199,12 +199,8 @@ def read_labels(labels: Sequence[str] | str | PathLike) -> list[str]:
         p = Path(labels)
         if not p.is_file():
             raise CatsplitError(f"labels file {p} not found")
-        text = p.read_text(encoding="utf-8")
         if p.suffix.lower() == ".json":
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise CatsplitError(f"labels file {p} is not valid JSON: {exc}") from None
+            data = read_json(p, "labels")
             if isinstance(data, dict):  # {label: index}, as the paper's labels.json
                 try:
                     order = sorted(data.items(), key=lambda kv: int(kv[1]))
@@ -217,8 +213,19 @@ def read_labels(labels: Sequence[str] | str | PathLike) -> list[str]:
             if isinstance(data, list):
                 return data
             raise CatsplitError(f"labels file {p} must hold a JSON list or an object label -> index")
-        return [line.strip() for line in text.splitlines() if line.strip()]
+        return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
     return list(labels)
+
+
+def read_json(path: str | PathLike, what: str) -> Any:
+    """A JSON file's content; a missing file or bad JSON is a CatsplitError naming `what` and the path."""
+    p = Path(path)
+    if not p.is_file():
+        raise CatsplitError(f"{what} file {p} not found")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CatsplitError(f"{what} file {p} is not valid JSON: {exc}") from None
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from catsplit.errors import CatsplitError
-from catsplit.head import Head, Table, as_tensor, check_finite
+from catsplit.head import Head, Table, as_tensor, check_finite, label_names
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def finetune(
     if x.ndim != 2 or x.shape[1] != head.dim:
         raise CatsplitError(f"features must have shape [N, {head.dim}], got {tuple(x.shape)}")
     check_finite(x, "features")
-    names = _label_names(head, labels)
+    names = label_names(head, labels)
     if len(names) != x.shape[0]:
         raise CatsplitError(f"{len(names)} labels for {x.shape[0]} feature rows; give one label per row")
     if shots is not None:
@@ -156,21 +156,6 @@ def finetune(
         "loss_ema": round(best, 6),
     }
     return head.evolve(tables=tuple(tables), history=head.history[:-1] + (rec,))
-
-
-def _label_names(head: Head, labels: Sequence[Any]) -> list[str]:
-    known = set(head.labels)
-    out = []
-    for lab in labels:
-        if isinstance(lab, (int, np.integer)) and not isinstance(lab, bool):
-            if not 0 <= int(lab) < head.num_classes:
-                raise CatsplitError(f"label index {lab} is outside the head's {head.num_classes} labels")
-            out.append(head.labels[int(lab)])
-        elif isinstance(lab, str) and lab in known:
-            out.append(lab)
-        else:
-            raise CatsplitError(f"label {lab!r} is not in the head's label space; use labels from head.labels")
-    return out
 
 
 def _frozen_scores(head: Head, x: torch.Tensor, rec: dict, subs: list[str]) -> dict[str, torch.Tensor]:

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from catsplit.errors import CatsplitError
-from catsplit.head import Head
+from catsplit.head import Head, label_names
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def evaluate(original: Head, edited: Head, features: Any, labels: Sequence[Any],
     if coarse in edited.labels:
         raise CatsplitError(f"{coarse!r} is still an output label of the edited head; was it split?")
     new = [lab for lab in edited.labels if lab not in set(original.labels)]
-    truth = _label_names(edited, labels)
+    truth = label_names(edited, labels, known_only=False)
     feats = np.asarray(features, dtype=np.float32) if not hasattr(features, "detach") else features
     n = len(truth)
     if getattr(feats, "shape", (None,))[0] != n:
@@ -85,17 +85,3 @@ def evaluate(original: Head, edited: Head, features: Any, labels: Sequence[Any],
         accuracy_original=acc_old,
         accuracy_edited=acc_new,
     )
-
-
-def _label_names(head: Head, labels: Sequence[Any]) -> list[str]:
-    out = []
-    for lab in labels:
-        if isinstance(lab, (int, np.integer)) and not isinstance(lab, bool):
-            if not 0 <= int(lab) < head.num_classes:
-                raise CatsplitError(f"label index {lab} is outside the edited head's {head.num_classes} labels")
-            out.append(head.labels[int(lab)])
-        elif isinstance(lab, str):
-            out.append(lab)
-        else:
-            raise CatsplitError(f"labels must be label strings or indices, got {lab!r}")
-    return out

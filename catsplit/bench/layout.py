@@ -22,16 +22,8 @@ import numpy as np
 
 from catsplit.bench.protocol import Target
 from catsplit.errors import CatsplitError
+from catsplit.headfile import read_json
 from catsplit.head import Head
-
-
-def read_json(path: Path) -> object:
-    if not path.is_file():
-        raise CatsplitError(f"{path} not found; is --annotations the folder that holds group_scheme.json?")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise CatsplitError(f"{path} is not valid JSON: {exc}") from None
 
 
 def read_rows(path: Path) -> list[tuple[str, int]]:
@@ -91,10 +83,12 @@ def read_layout(annotations: str | Path, features: str | Path | Mapping[str, np.
         one Target per coarse class of the partition, in group_scheme order.
     """
     root = Path(annotations)
-    scheme = read_json(root / "group_scheme.json")
+    if not (root / "group_scheme.json").is_file():
+        raise CatsplitError(f"{root / 'group_scheme.json'} not found; is --annotations the folder that holds group_scheme.json?")
+    scheme = read_json(root / "group_scheme.json", "group scheme")
     if not isinstance(scheme, dict) or "group_scheme" not in scheme or partition not in scheme:
         raise CatsplitError(f"{root / 'group_scheme.json'} must hold 'group_scheme' and {partition!r}")
-    label_index = read_json(root / partition / "labels.json")
+    label_index = read_json(root / partition / "labels.json", "labels")
     if not isinstance(label_index, dict):
         raise CatsplitError(f"{root / partition / 'labels.json'} must map label text -> index")
     base = [lab for lab, _ in sorted(label_index.items(), key=lambda kv: int(kv[1]))]
