@@ -37,6 +37,7 @@ def split(
     groups: Mapping[str, Sequence[str]] | None = None,
     seed: int = 0,
     config: SplitConfig | None = None,
+    gate: float | None = None,
 ) -> Head:
     """Split label `coarse` of `head` into the labels `subs`, zero-shot. The input is not modified.
 
@@ -53,6 +54,9 @@ def split(
             `head.groups` and inference).
         seed: seed of the alignment MLP.
         config: method settings (`SplitConfig`); the paper's defaults when None.
+        gate: sigma of the similarity gate (after MoTE), retrieval and alignment only: each edit
+            w_c + delta becomes w_c + lambda * delta with lambda = exp(-(1 - s) / sigma), s = the best
+            cosine similarity of the sub's modifier text to the dictionary's modifiers.
     Returns:
         a new `Head` whose labels are the old ones without `coarse`, plus `subs`.
     """
@@ -88,8 +92,27 @@ def split(
         config=config,
         seed=int(seed),
     )
+    if gate is not None and method not in ("retrieval", "alignment"):
+        raise CatsplitError(f"gate= scales modifier edits; it needs method 'retrieval' or 'alignment', not {method!r}")
+    if gate is not None and (isinstance(gate, bool) or not isinstance(gate, (int, float)) or not gate > 0):
+        raise CatsplitError(f"gate must be a positive number (sigma), got {gate!r}")
     new_rows = np.asarray(METHODS[method](ctx), dtype=np.float32)  # [k, D]
+    if gate is not None:
+        new_rows = gated(ctx, new_rows, float(gate))
     return apply_split(head, ctx, torch.from_numpy(np.ascontiguousarray(new_rows)), method=method, mode=mode)
+
+
+def gated(ctx: SplitContext, rows: np.ndarray, sigma: float) -> np.ndarray:
+    """w_c + lambda_j (w_sj - w_c), lambda_j = exp(-(1 - s_j) / sigma): unfamiliar modifiers move the row less."""
+    from catsplit.text import encode
+
+    d = ctx.dictionary
+    emb = encode(ctx.encoder, ctx.sub_modifiers + d.modifiers)
+    k = len(ctx.sub_modifiers)
+    s = (emb[:k] @ emb[k:].T).max(axis=1)  # [k] best similarity to a known modifier
+    lam = np.exp(-(1.0 - s) / sigma)
+    ctx.details["gate"] = {"sigma": sigma, "similarity": [round(float(x), 6) for x in s], "lambda": [round(float(x), 6) for x in lam]}
+    return ctx.coarse_row[None, :] + lam[:, None] * (rows - ctx.coarse_row[None, :])
 
 
 def check_subs(head: Head, coarse: str, subs: Sequence[str]) -> list[str]:
