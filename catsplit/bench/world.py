@@ -71,8 +71,8 @@ import dataclasses
 import hashlib
 import json
 import zlib
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -334,7 +334,7 @@ class WorldConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-WORLD_VERSION = 1  # bump when rendering changes, so caches keyed by WorldConfig.key() refresh
+WORLD_VERSION = 2  # bump when rendering changes, so caches keyed by WorldConfig.key() refresh
 
 
 @dataclass(frozen=True)
