@@ -35,15 +35,15 @@ def text_head(
     labels = list(check_labels(labels))
     if not (isinstance(scale, (int, float)) and scale > 0):
         raise CatsplitError(f"scale must be a positive number, got {scale!r}")
-    rows = with_templates(encoder, [_lower_first(lab) for lab in labels], templates)  # [C, E]
+    rows = with_templates(encoder, [lower_first(lab) for lab in labels], templates)  # [C, E]
     return Head(weight=rows, labels=labels, kind="text", scale=float(scale), templates=tuple(templates) if templates else None)
 
 
 def text_rows(head: Head, encoder: TextEncoder, labels: Sequence[str]):
     """Rows a text head gives new labels: their embeddings under the head's templates -> [k, E]."""
-    return with_templates(encoder, [_lower_first(lab) for lab in labels], head.templates)
+    return with_templates(encoder, [lower_first(lab) for lab in labels], head.templates)
 
 
-def _lower_first(label: str) -> str:
+def lower_first(label: str) -> str:
     """'Pushing something' -> 'pushing something', to read well inside a template."""
     return label[:1].lower() + label[1:]

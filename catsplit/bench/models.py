@@ -209,30 +209,20 @@ class TextClassifier(nn.Module):
 
 def text_rows(encoder: TextEncoder, labels: Sequence[str],
               templates: Sequence[str] = TEMPLATES) -> np.ndarray:
-    """L2-normalised text embeddings of labels, averaged over prompt templates.
+    """L2-normalised text embeddings of labels, averaged over prompt templates (as `catsplit.text_head`).
 
     Args:
         encoder: callable list[str] -> [N, E].
-        labels: label texts.
-        templates: format strings with one ``{}`` (filled with the label, first letter lowered).
+        labels: label texts (the first letter is lower-cased to read well inside a template).
+        templates: format strings with one ``{}``.
 
     Returns:
         float32 [len(labels), E], unit rows.
     """
-    labels = list(labels)
-    if not templates:
-        templates = ("{}",)
-    acc = None
-    for tpl in templates:
-        texts = [tpl.format(l[:1].lower() + l[1:]) if not tpl.startswith("{}") else tpl.format(l)
-                 for l in labels]
-        e = np.asarray(encoder(texts), dtype=np.float32)
-        if e.ndim != 2 or e.shape[0] != len(labels):
-            raise CatsplitError(f"text encoder returned shape {e.shape} for {len(labels)} texts")
-        e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-        acc = e if acc is None else acc + e
-    acc = acc / np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), 1e-12)
-    return acc.astype(np.float32)
+    from catsplit.text import with_templates
+    from catsplit.texthead import lower_first
+
+    return with_templates(encoder, [lower_first(lab) for lab in labels], templates or None).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
