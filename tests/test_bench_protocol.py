@@ -69,7 +69,8 @@ def test_protocol_on_the_layout(layout):
     root, head, subs = layout
     targets = read_layout(root / "ann", root / "feats.npz", head, "A")
     enc = HashEncoder()
-    specs = table_methods.DEFAULT + [("finetune-2shot-alignment", "flat")]
+    specs = table_methods.DEFAULT + [("finetune-2shot-alignment", "flat"), ("alignment-gate", "flat"),
+                                     ("merge-alignment-seeds", "flat"), ("merge-zs-1shot-0.5", "flat")]
     results = run_protocol(head, targets, [table_methods.build(n, mo, enc) for n, mo in specs], seeds=[0, 1], progress=False)
     by = {(r["method"], r["mode"]): r for r in results}
     assert by[("coarse", "flat")]["generality"]["std"] == 0 and len(by[("coarse", "flat")]["seeds"]) == 1
@@ -78,6 +79,8 @@ def test_protocol_on_the_layout(layout):
     assert by[("retrieval", "flat")]["generality"]["mean"] > by[("coarse", "flat")]["generality"]["mean"] + 30
     assert by[("oracle", "flat")]["generality"]["mean"] > 80
     assert len(by[("finetune-2shot-alignment", "flat")]["seeds"]) == 2
+    for name in ("alignment-gate", "merge-alignment-seeds", "merge-zs-1shot-0.5"):
+        assert by[(name, "flat")]["generality"]["mean"] > by[("coarse", "flat")]["generality"]["mean"], name
     table = markdown_table(results)
     assert table.count("\n") == len(results) + 1 and "| retrieval | flat |" in table
 
