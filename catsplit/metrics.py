@@ -48,18 +48,20 @@ def evaluate(original: Head, edited: Head, features: Any, labels: Sequence[Any],
         raise CatsplitError(f"coarse label {coarse!r} is not in the original head")
     if coarse in edited.labels:
         raise CatsplitError(f"{coarse!r} is still an output label of the edited head; was it split?")
-    new = [lab for lab in edited.labels if lab not in set(original.labels)]
+    old_set = set(original.labels)
+    new = [lab for lab in edited.labels if lab not in old_set]
     truth = label_names(edited, labels, known_only=False)
     feats = np.asarray(features, dtype=np.float32) if not hasattr(features, "detach") else features
     n = len(truth)
     if getattr(feats, "shape", (None,))[0] != n:
         raise CatsplitError(f"{n} labels but features of shape {tuple(feats.shape)}; give one label per feature row")
-    is_split = np.array([t in set(new) for t in truth], dtype=bool)
+    new_set = set(new)
+    is_split = np.array([t in new_set for t in truth], dtype=bool)
     if coarse in truth:
         raise CatsplitError(
             f"clips are labelled {coarse!r}, the class that was split; label each with its true sub, or leave them out"
         )
-    unknown = sorted({t for t in truth if t not in set(original.labels) and t not in set(new)})
+    unknown = sorted({t for t in truth if t not in old_set and t not in new_set})
     if unknown:
         raise CatsplitError(f"labels {unknown[:5]} are in neither head")
     pred_new = edited.predict(feats)  # [N] str
