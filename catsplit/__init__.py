@@ -27,7 +27,7 @@ _EXPORTS = {
     "text_head": "catsplit.texthead",
     "finetune": "catsplit.lowshot",
     "FinetuneConfig": "catsplit.lowshot",
-    "merge": "catsplit.merge",
+    "merge": "catsplit.merging",
 }
 
 __all__ = ["CatsplitError", "__version__", *_EXPORTS]
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from catsplit.config import SplitConfig
     from catsplit.edit import split, unsplit
     from catsplit.lowshot import FinetuneConfig, finetune
-    from catsplit.merge import merge
+    from catsplit.merging import merge
     from catsplit.texthead import text_head
     from catsplit.encoders import default_text_encoder, load_text_encoder
     from catsplit.head import Head

@@ -71,3 +71,15 @@ def test_import_is_light():
     assert out.strip() == "[]"
     assert catsplit.__version__
     assert "split" in dir(catsplit)
+
+
+def test_exported_names_are_not_shadowed_by_submodules():
+    """A submodule named like an exported function would replace it on first import."""
+    import importlib
+    import pkgutil
+
+    for mod in pkgutil.iter_modules(catsplit.__path__):
+        if mod.name != "__main__":  # importing it runs the CLI
+            importlib.import_module(f"catsplit.{mod.name}")
+    for name in catsplit.__all__:
+        assert not isinstance(getattr(catsplit, name), type(catsplit)), name

@@ -28,7 +28,7 @@ def build(name: str, mode: str, encoder) -> Method:
         return m
     if name == "merge-alignment-seeds":  # uniform merge of alignment edits from 3 seeds
         def merged_seeds(head, t, seed):
-            from catsplit.merge import merge
+            from catsplit.merging import merge
 
             one = zero_shot("alignment", mode, encoder)
             return merge([one.edit(head, t, 3 * seed + i) for i in range(3)])
@@ -42,7 +42,7 @@ def build(name: str, mode: str, encoder) -> Method:
         tuned = finetuned("finetune-1shot-alignment", start, shots=1)
 
         def mixed(head, t, seed):
-            from catsplit.merge import merge
+            from catsplit.merging import merge
 
             a, b = start.edit(head, t, seed), tuned.edit(head, t, seed)
             return merge([a, b.evolve(history=a.history)], logits=[math.log(max(1 - w, 1e-12)), math.log(max(w, 1e-12))])
