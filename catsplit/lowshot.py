@@ -159,31 +159,26 @@ def finetune(
 
 
 def _frozen_scores(head: Head, x: torch.Tensor, rec: dict, subs: list[str]) -> dict[str, torch.Tensor]:
-    """Logits (flat) or log-probabilities (hierarchical) of everything but the trainable rows."""
+    """Logits (flat) or log-probabilities (hierarchical) of everything but the trainable rows.
+
+    The latest split's subs are always the last k output labels here: a flat split of a flat head
+    appends them to its only table, and a hierarchical split's sub-head is the last table.
+    """
     with torch.no_grad():
-        if rec["mode"] == "flat" and not head.is_hierarchical:
-            full = head._logits(x)  # [N, C]; the sub columns are replaced while training
-            return {"others": full[:, : len(head.labels) - len(subs)]}
-        if rec["mode"] == "flat":
+        if rec["mode"] == "flat" and head.is_hierarchical:
             raise CatsplitError("finetune of a flat split inside a hierarchical head is not supported; fine-tune before adding hierarchical splits")
-        ti, r = head.locate(rec["coarse"])
-        if ti != 0:
-            raise CatsplitError("finetune of a nested hierarchical split is not supported")
-        lp = head._logits(x)  # [N, C_out] log-probabilities
-        sub_cols = [head.labels.index(s) for s in subs]
-        other_cols = [i for i in range(len(head.labels)) if i not in set(sub_cols)]
-        gate_lp = torch.log_softmax(head._table_logits(head.tables[0], x).double(), dim=-1)[:, r].float()  # [N]
-        return {"others": lp[:, other_cols], "gate": gate_lp, "sub_cols": torch.tensor(sub_cols)}
+        n_others = len(head.labels) - len(subs)
+        frozen = {"others": head._logits(x)[:, :n_others]}  # [N, C - k]
+        if rec["mode"] == "hierarchical":
+            ti, r = head.locate(rec["coarse"])
+            if ti != 0:
+                raise CatsplitError("finetune of a nested hierarchical split is not supported")
+            frozen["gate"] = torch.log_softmax(head._table_logits(head.tables[0], x).double(), dim=-1)[:, r].float()  # [N]
+        return frozen
 
 
 def _scores(head: Head, rec: dict, frozen: dict, idx: torch.Tensor, sub_logits: torch.Tensor) -> torch.Tensor:
-    """Scores over the output labels, in order, for the batch `idx`."""
-    if rec["mode"] == "flat":
-        return torch.cat([frozen["others"][idx], sub_logits], dim=1)
-    sub_lp = frozen["gate"][idx, None] + torch.log_softmax(sub_logits, dim=1)
-    out = torch.empty(idx.shape[0], len(head.labels))
-    cols = frozen["sub_cols"]
-    mask = torch.ones(len(head.labels), dtype=torch.bool)
-    mask[cols] = False
-    out = out.index_copy(1, torch.nonzero(mask).flatten(), frozen["others"][idx])
-    return out.index_copy(1, cols, sub_lp)
+    """Scores over the output labels, in order, for the batch `idx`: the frozen ones, then the subs'."""
+    if rec["mode"] == "hierarchical":
+        sub_logits = frozen["gate"][idx, None] + torch.log_softmax(sub_logits, dim=1)  # log p(c) + log q_j
+    return torch.cat([frozen["others"][idx], sub_logits], dim=1)
