@@ -1,1 +1,13 @@
-"""Deployment: ONNX export, onnxruntime sessions, Triton repositories (issue 5 fills this in)."""
+"""Deployment: edited heads in ONNX (with the backbone), onnxruntime, editing ONNX models, Triton.
+
+Needs the `onnx` extra (onnx, onnxruntime, onnxscript) or the `gpu` extra (onnxruntime-gpu);
+those packages load when a function first needs them. The contract of the graphs is in
+spec/onnx-contract.md.
+"""
+
+from .exporter import check_model, to_onnx
+from .onnx_edit import edit_onnx, find_classifier, load_model
+from .runtime import predict, session
+from .triton_repo import triton
+
+__all__ = ["to_onnx", "check_model", "session", "predict", "edit_onnx", "find_classifier", "load_model", "triton"]

@@ -1,0 +1,95 @@
+"""Atomic file writes: a temp file in the destination folder, fsync, then one rename or link.
+
+A reader sees the old file or the new one, never a mix; a crash leaves at most a stray
+`.<name>.<random>.tmp` beside the destination. Without `overwrite` an existing file is never
+replaced, not even one that appears while we write (the final step is a hard link, which fails
+if the name exists).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from catsplit.errors import CatsplitError
+
+
+def check_destination(path: str | os.PathLike, *, overwrite: bool, example: str = "out.file") -> Path:
+    """The destination as a Path, or a CatsplitError if it is a folder, exists (without overwrite) or has no folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise CatsplitError(f"{path} is a folder; give a file name such as {path / example}")
+    if path.exists() and not overwrite:
+        raise CatsplitError(f"{path} exists; choose another name or pass overwrite=True (CLI: --overwrite)")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise CatsplitError(f"folder {folder} does not exist; create it first")
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, *, overwrite: bool = False, example: str = "out.file") -> Iterator[Path]:
+    """Yield a temp path to write; when the block ends without error, it becomes `path`.
+
+    Args:
+        path: the destination file.
+        overwrite: replace an existing file; without it an existing file is an error.
+        example: a file name shown in the error when `path` is a folder.
+    """
+    path = check_destination(path, overwrite=overwrite, example=example)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        # mkstemp makes the file owner-only; give it the mode a plain open() would (or the replaced file's).
+        os.chmod(tmp, file_mode(path if overwrite and path.exists() else None))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        publish(tmp, path, overwrite=overwrite)
+        fsync_dir(folder)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
+    """Move a finished temp file to its name: rename when overwriting, else a link that refuses an existing name."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # fails if the name appeared meanwhile: never clobber a file we did not mean to
+    except FileExistsError:
+        raise CatsplitError(f"{path} appeared while saving; choose another name or pass overwrite=True") from None
+    except OSError:  # file systems without hard links
+        if path.exists():
+            raise CatsplitError(f"{path} exists; pass overwrite=True") from None
+        os.replace(tmp, path)
+
+
+def file_mode(existing: Path | None) -> int:
+    """The mode of the file being replaced, else what a plain open() would give (0o666 minus the umask)."""
+    if existing is not None:
+        return existing.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename durable (best effort: some file systems cannot fsync a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,348 @@
+"""Split a class inside an existing ONNX model: no torch model, no backbone source.
+
+The final classifier is found in the graph (a Gemm, or MatMul [+ Add], whose weight is an
+initializer with one row or column per label), read as a catsplit Head, split, and replaced by
+the nodes of the edited head (export/graph.py). A model that catsplit wrote already describes its
+head in its metadata, so it can be edited again, any number of times.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from catsplit.errors import CatsplitError
+
+from ._deps import require_onnx
+from .graph import KEY_HEAD, KEY_OUTPUT, PREFIX, head_from_model, head_graph, head_metadata, read_metadata, set_metadata
+
+LABEL_KEYS = ("catsplit.labels", "labels")  # metadata keys read for a foreign model's labels (JSON list)
+MAX_BYTES = 2**31 - 1
+
+
+@dataclass
+class Classifier:
+    """The final linear layer found in a graph."""
+
+    nodes: list  # the Gemm, or the MatMul and its Add
+    features: str  # input tensor [N, D]
+    output: str  # tensor the layer produces (logits)
+    weight: np.ndarray  # [C, D] float32
+    bias: np.ndarray | None  # [C] float32
+    initializers: list = field(default_factory=list)  # names of the layer's own tensors
+
+
+def edit_onnx(
+    src: str | os.PathLike,
+    text_encoder: Any,
+    coarse: str,
+    subs: Sequence[str],
+    dst: str | os.PathLike,
+    *,
+    labels: Sequence[str] | str | os.PathLike | None = None,
+    node: str | None = None,
+    overwrite: bool = False,
+    **split_options: Any,
+) -> Path:
+    """Split `coarse` into `subs` inside the ONNX model `src`, writing `dst`.
+
+    Args:
+        src: an .onnx file: exported by catsplit, or any model ending in a linear classifier.
+        text_encoder: as for catsplit.split (None for method="coarse").
+        coarse: the label to split.
+        subs: the new labels.
+        dst: the .onnx file to write (atomically; an existing file only with overwrite=True).
+        labels: the classifier's labels (a list or a labels file) when the model does not carry
+            them in its metadata (`catsplit.labels` or `labels`, a JSON list).
+        node: the name of the classifier node, when more than one candidate matches.
+        overwrite: replace an existing `dst`.
+        **split_options: method=, mode=, seed=, groups=, modifiers=, ... as for catsplit.split.
+    Returns:
+        the path written. Its metadata holds the new labels and the edit history.
+    """
+    from catsplit.atomic import atomic_path, check_destination
+    from catsplit.edit import split
+
+    onnx = require_onnx()
+    src = Path(src)
+    if Path(dst).resolve() == src.resolve() and not overwrite:
+        raise CatsplitError(f"dst {dst} is the source model; write elsewhere or pass overwrite=True")
+    check_destination(dst, overwrite=overwrite, example="model.onnx")
+    model = load_model(src)
+    graph = model.graph
+    meta = read_metadata(model)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+    if KEY_HEAD in meta:  # written by catsplit: the head's own nodes are replaced
+        if labels is not None:
+            raise CatsplitError(f"{src} carries its labels (catsplit metadata); drop labels=")
+        head = head_from_model(model, str(src))
+        old = [n for n in graph.node if n.name.startswith(PREFIX)]
+        features, output = _json_field(meta, "features"), _json_field(meta, "output")
+        dropped_inits = {t.name for t in graph.initializer if t.name.startswith(PREFIX)}
+    else:
+        names = _labels(src, meta, labels)
+        found = find_classifier(model, len(names), node=node, where=str(src))
+        from catsplit.head import Head
+
+        head = Head(weight=found.weight, bias=found.bias, labels=names)
+        old, features, output, dropped_inits = found.nodes, found.features, found.output, set(found.initializers)
+    post = _post_softmax(model, output, str(src))  # a Softmax / LogSoftmax after the head, or None
+    post_kind = {None: None, "Softmax": "probabilities", "LogSoftmax": "log_probabilities"}[post and post.op_type]
+
+    edited = split(head, text_encoder, coarse, subs, **split_options)
+    if not edited.is_hierarchical:  # logits, into whatever followed the classifier before
+        new = head_graph(edited, features, output, opset=opset)
+        model_kind = post_kind or "logits"
+    else:
+        if post is not None:  # the gated head computes (log-)probabilities itself: the Softmax goes, its name stays
+            old, output = list(old) + [post], post.output[0]
+            model_kind = post_kind
+        else:  # keep probabilities where there were, else log-probabilities: softmax(output) stays right
+            model_kind = "probabilities" if meta.get(KEY_OUTPUT) == "probabilities" else "log_probabilities"
+        new = head_graph(edited, features, output, opset=opset, output_kind=model_kind)
+    _replace_nodes(model, old, new.nodes, dropped_inits)
+    graph.initializer.extend(new.initializers)
+    _fix_output_shapes(model, output, edited.num_classes)
+    props = head_metadata(edited, new)
+    props[KEY_OUTPUT] = model_kind
+    set_metadata(model, props)
+
+    if model.ByteSize() > MAX_BYTES:
+        raise CatsplitError(f"the edited model is {model.ByteSize() / 2**30:.1f} GiB; a single ONNX file must stay below 2 GiB")
+    data = model.SerializeToString()
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise CatsplitError(f"the edited model fails onnx.checker: {str(exc).splitlines()[0]}") from None
+    with atomic_path(dst, overwrite=overwrite, example="model.onnx") as tmp:
+        tmp.write_bytes(data)
+    return Path(dst)
+
+
+def load_model(path: str | os.PathLike) -> Any:
+    """Read an ONNX model; external data only from files inside the model's own folder."""
+    onnx = require_onnx()
+    from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_model, uses_external_data
+
+    path = Path(path)
+    if not path.is_file():
+        raise CatsplitError(f"no ONNX model at {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # DecodeError and friends
+        raise CatsplitError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    external = [t for t in model.graph.initializer if uses_external_data(t)]
+    if external:
+        folder = path.parent.resolve()
+        for t in external:
+            location = ExternalDataInfo(t).location
+            target = (folder / location).resolve()
+            if os.path.isabs(location) or folder not in target.parents:
+                raise CatsplitError(
+                    f"{path}: tensor {t.name!r} points at external data {location!r} outside the model's folder; "
+                    "catsplit only reads external data stored beside the model"
+                )
+            if not target.is_file():
+                raise CatsplitError(f"{path}: external data file {location!r} of tensor {t.name!r} is missing")
+        load_external_data_for_model(model, str(folder))
+    return model
+
+
+def find_classifier(model: Any, num_classes: int, *, node: str | None = None, where: str = "the model") -> Classifier:
+    """The linear layer with `num_classes` outputs whose weight is an initializer.
+
+    Gemm (either weight orientation, alpha/beta folded in) or MatMul followed by an Add of a
+    bias initializer. With several candidates the one whose output is a graph output (or feeds
+    one Softmax that is) wins; `node=` names it outright.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+
+    def array(name: str) -> np.ndarray | None:
+        return numpy_helper.to_array(inits[name]).astype(np.float32) if name in inits else None
+
+    def attr(n: Any, key: str, default: Any) -> Any:
+        for a in n.attribute:
+            if a.name == key:
+                return a.f if a.type == a.FLOAT else a.i
+        return default
+
+    found: list[Classifier] = []
+    seen: list[str] = []
+    for n in graph.node:
+        if n.op_type == "Gemm" and len(n.input) >= 2 and n.input[1] in inits and not attr(n, "transA", 0):
+            b = array(n.input[1])
+            if b.ndim != 2:
+                continue
+            w = b if attr(n, "transB", 0) else b.T  # [C, D]
+            seen.append(f"Gemm {n.name!r} ({w.shape[0]} outputs)")
+            if w.shape[0] != num_classes:
+                continue
+            bias = array(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+            if len(n.input) > 2 and n.input[2] and bias is None:
+                continue  # a bias computed at run time cannot be edited
+            w = w * attr(n, "alpha", 1.0)
+            if bias is not None:
+                bias = np.broadcast_to(bias * attr(n, "beta", 1.0), (num_classes,)).copy()
+            owned = [i for i in n.input[1:] if i in inits]
+            found.append(Classifier([n], n.input[0], n.output[0], np.ascontiguousarray(w), bias, owned))
+        elif n.op_type == "MatMul" and n.input[1] in inits:
+            b = array(n.input[1])
+            if b.ndim != 2:
+                continue
+            seen.append(f"MatMul {n.name!r} ({b.shape[1]} outputs)")
+            if b.shape[1] != num_classes:
+                continue
+            nodes, out, bias, owned = [n], n.output[0], None, [n.input[1]]
+            after = consumers.get(out, [])
+            if len(after) == 1 and after[0].op_type == "Add":
+                add = after[0]
+                other = add.input[1] if add.input[0] == out else add.input[0]
+                b_add = array(other)
+                if b_add is not None and b_add.size in (1, num_classes):
+                    nodes, out, owned = [n, add], add.output[0], owned + [other]
+                    bias = np.broadcast_to(b_add.reshape(-1), (num_classes,)).copy()
+            found.append(Classifier(nodes, n.input[0], out, np.ascontiguousarray(b.T), bias, owned))
+    if node is not None:
+        named = [c for c in found if any(x.name == node for x in c.nodes)]
+        if not named:
+            raise CatsplitError(f"{where}: no classifier node named {node!r} with {num_classes} outputs; candidates: {seen or 'none'}")
+        found = named
+    if len(found) > 1:
+        outputs = {o.name for o in graph.output}
+
+        def final(c: Classifier) -> bool:
+            after = consumers.get(c.output, [])
+            return c.output in outputs or (
+                len(after) == 1 and after[0].op_type in ("Softmax", "LogSoftmax") and after[0].output[0] in outputs
+            )
+
+        found = [c for c in found if final(c)] or found
+    if not found:
+        raise CatsplitError(
+            f"{where}: found no Gemm or MatMul with a weight initializer of {num_classes} classes (one per label); "
+            f"linear layers seen: {seen or 'none'}. Check the labels, or the model computes its weights at run time"
+        )
+    if len(found) > 1:
+        shown = [x.name for c in found for x in c.nodes[:1]]
+        raise CatsplitError(f"{where}: several classifiers with {num_classes} outputs: {shown}; pass node=NAME (CLI: --node)")
+    c = found[0]
+    # shared tensors stay: only the layer's own ones are dropped
+    c.initializers = [t for t in c.initializers if sum(t in n.input for n in graph.node) == 1]
+    rank = _rank(model, c.features)
+    if rank not in (None, 2):
+        raise CatsplitError(
+            f"{where}: the classifier's input {c.features!r} has rank {rank}; catsplit edits classifiers on features [N, D]"
+        )
+    return c
+
+
+def _rank(model: Any, name: str) -> int | None:
+    """The rank of a tensor by onnx shape inference, or None when unknown."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # inference is best effort here
+        return None
+    for v in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        if v.name == name and v.type.tensor_type.HasField("shape"):
+            return len(v.type.tensor_type.shape.dim)
+    return None
+
+
+def _post_softmax(model: Any, output: str, where: str) -> Any:
+    """The Softmax / LogSoftmax that turns the classifier's output into a graph output, if any.
+
+    The classifier's output must be a graph output itself or feed exactly one such node.
+    """
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    consumers = [n for n in graph.node if output in n.input]
+    if output in outputs and not consumers:
+        return None
+    if len(consumers) == 1 and consumers[0].op_type in ("Softmax", "LogSoftmax") and consumers[0].output[0] in outputs:
+        return consumers[0]
+    shown = ", ".join(f"{n.op_type} {n.name!r}" for n in consumers) or "nothing"
+    raise CatsplitError(
+        f"{where}: the classifier's output {output!r} feeds {shown}; catsplit edits models whose classifier output "
+        "is a graph output, directly or through one Softmax / LogSoftmax"
+    )
+
+
+def _labels(src: Path, meta: dict[str, str], labels: Any) -> list[str]:
+    import json
+
+    from catsplit.head import check_labels
+    from catsplit.headfile import read_labels
+
+    if labels is not None:
+        return list(check_labels(read_labels(labels)))
+    for key in LABEL_KEYS:
+        if key in meta:
+            try:
+                value = json.loads(meta[key])
+            except json.JSONDecodeError as exc:
+                raise CatsplitError(f"{src}: metadata {key!r} is not valid JSON ({exc}); pass labels=") from None
+            return list(check_labels(value, f"{src} metadata {key!r}"))
+    raise CatsplitError(
+        f"{src} carries no labels in its metadata (looked for {list(LABEL_KEYS)}); pass labels= "
+        "(a list, or a file with one label per line; CLI: --labels FILE)"
+    )
+
+
+def _json_field(meta: dict[str, str], key: str) -> Any:
+    import json
+
+    try:
+        return json.loads(meta[KEY_HEAD])[key]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise CatsplitError(f"damaged {KEY_HEAD!r} metadata ({type(exc).__name__}: {exc})") from None
+
+
+def _replace_nodes(model: Any, old: list, new: list, dropped_inits: set[str]) -> None:
+    """Put `new` where the first of `old` was (its inputs exist there), drop `old` and unused tensors."""
+    graph = model.graph
+    old_ids = {id(n) for n in old}
+    nodes = list(graph.node)
+    at = min(i for i, n in enumerate(nodes) if id(n) in old_ids)
+    kept = [n for n in nodes[:at] if id(n) not in old_ids] + list(new) + [n for n in nodes[at:] if id(n) not in old_ids]
+    removed_outputs = {o for n in old for o in n.output}
+    del graph.node[:]
+    graph.node.extend(kept)
+    new_ids = {id(n) for n in new}
+    used = {i for n in kept if id(n) not in new_ids for i in n.input}  # the new nodes bring their own tensors
+    keep_inits = [t for t in graph.initializer if t.name not in dropped_inits or t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep_inits)
+    stale = [v for v in graph.value_info if v.name in removed_outputs]
+    for v in stale:
+        graph.value_info.remove(v)
+
+
+def _fix_output_shapes(model: Any, output: str, num_classes: int) -> None:
+    """The class axis of the edited output (and of anything computed from it) has a new size."""
+    graph = model.graph
+    downstream = {output}
+    for n in graph.node:
+        if downstream & set(n.input):
+            downstream.update(n.output)
+    for v in [v for v in graph.value_info if v.name in downstream]:
+        graph.value_info.remove(v)
+    for o in graph.output:
+        if o.name in downstream and o.type.tensor_type.HasField("shape"):
+            dims = o.type.tensor_type.shape.dim
+            if len(dims) == 2:
+                dims[1].Clear()
+                dims[1].dim_value = num_classes

@@ -1,0 +1,142 @@
+"""A Triton Inference Server model repository for an exported model.
+
+    <repo>/<name>/config.pbtxt     platform onnxruntime_onnx, inputs/outputs from the graph
+    <repo>/<name>/1/model.onnx     the model
+    <repo>/<name>/labels.txt       one label per line, for Triton's classification extension
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from catsplit.errors import CatsplitError
+
+from ._deps import require_onnx
+from .graph import output_labels, read_metadata
+
+INSTANCES = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
+# ONNX TensorProto element type -> Triton data type
+TRITON_TYPES = {
+    1: "TYPE_FP32", 2: "TYPE_UINT8", 3: "TYPE_INT8", 4: "TYPE_UINT16", 5: "TYPE_INT16", 6: "TYPE_INT32",
+    7: "TYPE_INT64", 9: "TYPE_BOOL", 10: "TYPE_FP16", 11: "TYPE_FP64", 12: "TYPE_UINT32", 13: "TYPE_UINT64",
+    16: "TYPE_BF16",
+}
+
+
+def triton(
+    path: str | os.PathLike,
+    repo_dir: str | os.PathLike,
+    *,
+    name: str,
+    max_batch_size: int,
+    instance: str = "gpu",
+    count: int = 1,
+    overwrite: bool = False,
+) -> Path:
+    """Write a Triton model repository entry for the ONNX model at `path`.
+
+    Args:
+        path: an .onnx file exported or edited by catsplit (its labels are in the metadata).
+        repo_dir: the model repository (created if missing); the model goes to `repo_dir/name`.
+        name: the model's name in Triton.
+        max_batch_size: largest batch Triton may form (dynamic batching is on); the graph's first
+            axis must be dynamic.
+        instance: "gpu" or "cpu" (instance_group kind).
+        count: model instances per device.
+        overwrite: replace an existing `repo_dir/name`.
+    Returns:
+        the model's folder.
+    """
+    onnx = require_onnx()
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise CatsplitError(f"name must be a plain folder name such as 'video_classifier', got {name!r}")
+    if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
+        raise CatsplitError(f"max_batch_size must be a positive integer, got {max_batch_size!r}")
+    if instance not in INSTANCES:
+        raise CatsplitError(f"instance must be 'gpu' or 'cpu', got {instance!r}")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise CatsplitError(f"count must be a positive integer, got {count!r}")
+    path = Path(path)
+    if not path.is_file():
+        raise CatsplitError(f"no ONNX model at {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise CatsplitError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    labels = output_labels(read_metadata(model), str(path))
+    config = config_text(model, name=name, max_batch_size=max_batch_size, instance=instance, count=count, where=str(path))
+    if len(model.graph.output) == 1:
+        dims = _dims(model.graph.output[0], str(path))
+        if dims != [len(labels)]:
+            raise CatsplitError(f"{path}: the output has shape {dims} per clip but the metadata names {len(labels)} labels")
+
+    repo = Path(repo_dir)
+    repo.mkdir(parents=True, exist_ok=True)
+    final = repo / name
+    if final.exists() and not overwrite:
+        raise CatsplitError(f"{final} exists; choose another name or pass overwrite=True (CLI: --overwrite)")
+    # Build the folder beside its final place, then rename it in: Triton never sees half a model.
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=repo))
+    try:
+        (staging / "1").mkdir()
+        shutil.copyfile(path, staging / "1" / "model.onnx")
+        (staging / "labels.txt").write_text("".join(f"{lab}\n" for lab in labels), encoding="utf-8")
+        (staging / "config.pbtxt").write_text(config, encoding="utf-8")
+        os.chmod(staging, 0o755)
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=repo))
+            os.replace(final, old / name)
+            os.replace(staging, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return final
+
+
+def config_text(model: Any, *, name: str, max_batch_size: int, instance: str, count: int = 1, where: str = "model") -> str:
+    """config.pbtxt for `model`: every graph input and output with its type and per-clip dims."""
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [v for v in model.graph.input if v.name not in initializers]
+    lines = [
+        f'name: "{name}"',
+        'platform: "onnxruntime_onnx"',
+        f"max_batch_size: {max_batch_size}",
+        "input [",
+        ",\n".join(_tensor(v, where) for v in inputs),
+        "]",
+        "output [",
+        ",\n".join(_tensor(v, where, labels=len(model.graph.output) == 1) for v in model.graph.output),
+        "]",
+        "dynamic_batching { }",
+        f"instance_group [ {{ count: {count} kind: {INSTANCES[instance]} }} ]",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _tensor(v: Any, where: str, labels: bool = False) -> str:
+    t = v.type.tensor_type
+    if t.elem_type not in TRITON_TYPES:
+        raise CatsplitError(f"{where}: tensor {v.name!r} has ONNX element type {t.elem_type}, which Triton cannot serve")
+    dims = ", ".join(str(d) for d in _dims(v, where))
+    extra = '\n    label_filename: "labels.txt"' if labels else ""
+    return f'  {{\n    name: "{v.name}"\n    data_type: {TRITON_TYPES[t.elem_type]}\n    dims: [ {dims} ]{extra}\n  }}'
+
+
+def _dims(v: Any, where: str) -> list[int]:
+    """Per-item dims (the batch axis dropped; -1 for other dynamic axes). The batch axis must be dynamic."""
+    shape = v.type.tensor_type.shape.dim
+    if len(shape) < 1:
+        raise CatsplitError(f"{where}: tensor {v.name!r} has no batch axis; Triton batching needs one")
+    if shape[0].HasField("dim_value"):
+        raise CatsplitError(
+            f"{where}: tensor {v.name!r} has a fixed batch of {shape[0].dim_value}; export with a dynamic batch axis "
+            "(catsplit.export.to_onnx does)"
+        )
+    return [d.dim_value if d.HasField("dim_value") else -1 for d in shape[1:]]
