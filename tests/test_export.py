@@ -451,3 +451,28 @@ def test_triton_refuses_bad_arguments(tmp_path, exported):
     onnx.save(model, str(fixed))
     with pytest.raises(CatsplitError, match="fixed batch of 1"):
         export.triton(fixed, tmp_path / "repo", name="m", max_batch_size=4)
+
+
+def test_import_of_catsplit_export_is_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, catsplit.export as cx; cx.to_onnx, cx.edit_onnx; "
+            "print(sorted(m for m in ('onnx', 'onnxruntime', 'onnxscript', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_missing_onnx_names_the_extra(monkeypatch, tmp_path, heads):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name == "onnx" or name.startswith("onnx."):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    with pytest.raises(CatsplitError, match=r"catsplit\[onnx\]"):
+        export.to_onnx(None, heads[0], tmp_path / "m.onnx", torch.randn(2, DIM))
