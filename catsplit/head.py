@@ -73,10 +73,18 @@ def check_labels(labels: Sequence[str], what: str = "labels") -> tuple[str, ...]
     if bad:
         shown = ", ".join(f"#{i}: {lab!r}" for i, lab in bad[:5])
         raise CatsplitError(f"{what} must be non-empty strings; bad entries {shown}. Give every class a name.")
+    try:
+        "".join(labels).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): cannot be written to a file
+        bad = [(i, lab) for i, lab in enumerate(labels) if not _is_text(lab)]
+        shown = ", ".join(f"#{i}: {lab!r}" for i, lab in bad[:5])
+        raise CatsplitError(f"{what} must be valid Unicode text; entries {shown} hold an unpaired surrogate") from None
+    keys = [" ".join(lab.split()).casefold() for lab in labels]  # label_key, inlined: 100,000 labels are common
+    if len(set(keys)) == len(keys):
+        return tuple(labels)
     seen: dict[str, str] = {}
     clashes = []
-    for lab in labels:
-        key = label_key(lab)
+    for lab, key in zip(labels, keys):
         if key in seen:
             clashes.append((seen[key], lab))
         else:
@@ -89,11 +97,40 @@ def check_labels(labels: Sequence[str], what: str = "labels") -> tuple[str, ...]
     return tuple(labels)
 
 
+def _is_text(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+FINITE_CHUNK = 1 << 20  # elements per block of check_finite: its temporaries stay a few MB, whatever the head's size
+
+
 def check_finite(t: torch.Tensor, name: str, labels: Sequence[str] | None = None) -> None:
-    """Raise naming the first rows that hold NaN or inf."""
-    bad = ~torch.isfinite(t)
-    if bool(bad.any()):
-        rows = torch.nonzero(bad.reshape(t.shape[0], -1).any(dim=1)).flatten().tolist()
+    """Raise naming the first rows that hold NaN or inf.
+
+    Scans blocks of rows, so a 100,000 x 1,024 head needs no full-size temporary (torch.isfinite
+    on the whole tensor would allocate several).
+    """
+    t = t.detach()
+    if t.numel() == 0:
+        return
+    flat = t.reshape(t.shape[0], -1)
+    if flat.dtype == torch.bfloat16:  # numpy has no bfloat16: all exponent bits set <=> NaN or inf
+        arr, nonfinite = flat.view(torch.int16).numpy(), lambda a: (a & 0x7F80) == 0x7F80
+    else:
+        arr, nonfinite = flat.numpy(), lambda a: ~np.isfinite(a)
+    step = max(1, FINITE_CHUNK // arr.shape[1])
+    rows: list[int] = []
+    for start in range(0, arr.shape[0], step):
+        bad = nonfinite(arr[start : start + step])
+        if bad.any():
+            rows += (np.nonzero(bad.any(axis=1))[0] + start).tolist()
+            if len(rows) >= 5:
+                break
+    if rows:
         names = [f"{r} ({labels[r]!r})" if labels is not None else str(r) for r in rows[:5]]
         raise CatsplitError(f"{name} holds NaN or inf in row(s) {', '.join(names)}; fix or retrain those rows")
 

@@ -8,8 +8,11 @@ split, `undo.<n>.*` for what flat edits removed; string metadata under `catsplit
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -70,6 +73,10 @@ def head_tensors(head: Head) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 def save_head(head: Head, path: str | PathLike, *, overwrite: bool = False) -> None:
     """Write `head` to `path` atomically (temp file in the same folder, fsync, rename).
 
+    The tensors are written straight from the head's memory (no serialised copy), so saving needs
+    no memory beyond the head itself. A process killed mid-write leaves `path` as it was, plus at
+    most a stray temp file `.<name>.<random>.tmp` beside it (spec/head-format.md §7).
+
     Args:
         head: the head to write.
         path: destination `.safetensors` file.
@@ -86,10 +93,20 @@ def save_head(head: Head, path: str | PathLike, *, overwrite: bool = False) -> N
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise CatsplitError(f"folder {folder} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{_temp_stem(path.name)}.", suffix=TEMP_SUFFIX, dir=folder)
+    except OSError as exc:
+        raise CatsplitError(f"cannot create a temp file in {folder} to write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=meta)
+        try:
+            save_file(tensors, tmp, metadata=meta)
+        except UnicodeEncodeError as exc:
+            raise CatsplitError(
+                f"cannot write {path}: a label or metadata string is not valid Unicode ({exc.reason}); {path} is untouched"
+            ) from None
+        except Exception as exc:  # OSError, or safetensors' own error wrapping one (disk full, ...)
+            raise CatsplitError(f"cannot write {path}: {type(exc).__name__}: {exc}; {path} is untouched") from None
         # mkstemp makes the file owner-only; give it the mode a plain open() would (or the replaced file's).
         os.chmod(tmp, _file_mode(path if overwrite and path.exists() else None))
         with open(tmp, "rb+") as f:
@@ -112,18 +129,42 @@ def save_head(head: Head, path: str | PathLike, *, overwrite: bool = False) -> N
                 if os.path.exists(tmp):
                     os.unlink(tmp)
         _fsync_dir(folder)
-    except BaseException:
+    except OSError as exc:
+        raise CatsplitError(f"cannot write {path}: {exc.strerror or exc}; {path} is untouched") from None
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+TEMP_SUFFIX = ".tmp"
+
+
+def _temp_stem(name: str) -> str:
+    """`name`, shortened so that `.<name>.<8 random>.tmp` fits the usual 255-byte limit of a file name."""
+    budget = 255 - len(".") - len(".") - 8 - len(TEMP_SUFFIX)
+    while len(name.encode("utf-8", "surrogateescape")) > budget:
+        name = name[:-1]
+    return name
 
 
 def _file_mode(existing: Path | None) -> int:
     if existing is not None:
         return existing.stat().st_mode & 0o7777
-    umask = os.umask(0)
+    return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask sets it, racing other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -171,9 +212,16 @@ def load_head(
     if not path.is_file():
         raise CatsplitError(f"{path}: no such file")
     if path.suffix.lower() in CHECKPOINT_SUFFIXES:
-        tensors, meta = _read_checkpoint(path), {}
-    else:
-        tensors, meta = _read_safetensors(path)
+        return _load_from(path, _read_checkpoint(path), {}, key, labels, groups)
+    # Header checked on open; only the tensors the head needs are read, each once, into fresh memory.
+    with SafetensorsReader(path) as tensors:
+        return _load_from(path, tensors, tensors.metadata, key, labels, groups)
+
+
+def _load_from(
+    path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str], key: str | None,
+    labels: Sequence[str] | str | PathLike | None, groups: Mapping[str, Sequence[str]] | None,
+) -> Head:
     if KEY_FORMAT in meta and key is None:
         return _head_from_catsplit(path, tensors, meta, None if labels is None else read_labels(labels), groups)
     w, b = _find_linear(path, tensors, key)
@@ -228,21 +276,204 @@ def read_json(path: str | PathLike, what: str) -> Any:
         raise CatsplitError(f"{what} file {p} is not valid JSON: {exc}") from None
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    from safetensors import safe_open
+# --- the safetensors container, read by hand ----------------------------------------------
+# The safetensors library maps the file into memory: a head loaded that way crashes the
+# interpreter (SIGBUS) if another program truncates the file while the head is in use, and
+# errors come from deep inside. This reader checks the whole header first (so a forged header
+# fails before anything is allocated), then reads each tensor it is asked for, once, straight
+# into the tensor's own memory.
 
+MAX_HEADER_BYTES = 100_000_000  # the safetensors library's limit
+MAX_DIMS = 64
+# bits per element of every dtype the safetensors format defines
+DTYPE_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16,
+    "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64,
+    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+}
+HEAD_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int  # byte offsets into the data section
+    end: int
+
+
+class SafetensorsReader(Mapping[str, torch.Tensor]):
+    """An open safetensors file: `metadata`, tensor names and shapes from the checked header;
+    `reader[name]` reads one float tensor into fresh memory. Use as a context manager.
+
+    Raises:
+        CatsplitError naming the file and the problem, on open (bad header) or on reading a
+        tensor (not a float dtype, file shorter than its header says, no memory).
+    """
+
+    def __init__(self, path: str | PathLike):
+        self.path = Path(path)
+        try:
+            self._file = open(self.path, "rb")  # noqa: SIM115 - closed by close() / __exit__
+        except OSError as exc:
+            raise CatsplitError(f"{self.path}: cannot open ({exc.strerror or exc})") from None
+        try:
+            self.metadata, self._entries, self._data_start = _parse_header(self.path, self._file)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> SafetensorsReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def ndim(self, name: str) -> int:
+        return len(self._entries[name].shape)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        e = self._entries[name]
+        dtype = HEAD_DTYPES.get(e.dtype)
+        if dtype is None:
+            raise CatsplitError(
+                f"{self.path}: tensor {name!r} has dtype {e.dtype}; head tensors must be float "
+                f"({', '.join(HEAD_DTYPES)}). Convert the layer to float before saving it"
+            )
+        n = e.end - e.begin
+        try:
+            buf = torch.empty(n, dtype=torch.uint8)
+        except (RuntimeError, MemoryError):
+            raise CatsplitError(f"{self.path}: not enough memory to read tensor {name!r} ({n} bytes)") from None
+        if n:
+            view = memoryview(buf.numpy())
+            try:
+                self._file.seek(self._data_start + e.begin)
+                got = 0
+                while got < n:
+                    k = self._file.readinto(view[got:])
+                    if not k:
+                        raise CatsplitError(
+                            f"{self.path}: the file ended {n - got} bytes before the end of tensor {name!r}; "
+                            "it is truncated, or it changed while being read"
+                        )
+                    got += k
+            except OSError as exc:
+                raise CatsplitError(f"{self.path}: read error in tensor {name!r} ({exc.strerror or exc})") from None
+        # safetensors stores little-endian; so does every platform torch ships for.
+        return buf.view(dtype).reshape(e.shape)
+
+
+def _read_exact(path: Path, f: Any, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise CatsplitError(f"{path}: the file ended early while reading its header; it is truncated, or it changed while being read")
+    return data
+
+
+def _parse_header(path: Path, f: Any) -> tuple[dict[str, str], dict[str, _Entry], int]:
+    """(metadata, tensor entries, offset of the data section); every inconsistency is a CatsplitError."""
+
+    def bad(problem: str, *, hint: bool = True) -> CatsplitError:
+        more = (
+            ". Is it truncated or damaged, or of another format? (PyTorch checkpoints need a .pt/.pth/.bin/.ckpt suffix)"
+            if hint else ""
+        )
+        return CatsplitError(f"{path} is not a valid safetensors file: {problem}{more}")
+
+    size = os.fstat(f.fileno()).st_size
+    if size < 8:
+        raise bad(f"it has {size} bytes, fewer than the 8 of the header length")
+    n = int.from_bytes(_read_exact(path, f, 8), "little")
+    if n > size - 8:
+        raise bad(f"the header length field says {n} bytes, but only {size - 8} follow")
+    if n > MAX_HEADER_BYTES:
+        raise bad(f"the header length field says {n} bytes, more than the limit of {MAX_HEADER_BYTES}")
+    raw = _read_exact(path, f, n)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except CatsplitError:
-        raise
-    except Exception as exc:  # safetensors raises its own error types for corrupt headers
-        raise CatsplitError(
-            f"{path} is not a readable safetensors file ({type(exc).__name__}: {exc}); "
-            "is it truncated or of another format? PyTorch checkpoints need a .pt/.pth/.bin/.ckpt suffix"
-        ) from None
-    return tensors, meta
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad(f"the header is not UTF-8 text ({exc.reason} at file byte {8 + exc.start})") from None
+    try:
+        header = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise bad(f"the header is not valid JSON ({exc.msg} at character {exc.pos} of the header)") from None
+    except RecursionError:
+        raise bad("the header's JSON is nested too deeply") from None
+    if not isinstance(header, dict):
+        raise bad(f"the header is a JSON {type(header).__name__}, not an object")
+    if _SURROGATE_ESCAPE.search(text) and not _utf8_encodable(header):
+        raise bad("the header holds an unpaired surrogate escape (\\ud800-\\udfff), which is not text")
+    meta = header.pop("__metadata__", None)
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise bad("__metadata__ must be an object whose values are strings")
+    entries: dict[str, _Entry] = {}
+    for name, info in header.items():
+        if not isinstance(info, dict):
+            raise bad(f"the entry of tensor {name!r} is not an object")
+        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
+            raise bad(f"tensor {name!r} has an unknown dtype {dtype!r}")
+        if not _naturals(shape) or len(shape) > MAX_DIMS:
+            raise bad(f"tensor {name!r} has shape {_short(shape)}; a shape is a list of at most {MAX_DIMS} integers >= 0")
+        if not _naturals(offsets) or len(offsets) != 2 or offsets[0] > offsets[1]:
+            raise bad(f"tensor {name!r} has data_offsets {_short(offsets)}; expected [begin, end] with 0 <= begin <= end")
+        bits = math.prod(shape) * DTYPE_BITS[dtype]  # Python ints: a forged 10^12-element shape is just a number
+        if bits % 8 or bits // 8 != offsets[1] - offsets[0]:
+            raise bad(
+                f"tensor {name!r} of shape {shape} and dtype {dtype} needs {bits / 8:g} bytes, but its data_offsets "
+                f"span {offsets[1] - offsets[0]}"
+            )
+        entries[name] = _Entry(dtype, tuple(shape), offsets[0], offsets[1])
+    data_len = size - 8 - n
+    pos = 0
+    for name, e in sorted(entries.items(), key=lambda kv: (kv[1].begin, kv[1].end)):
+        if e.begin != pos:
+            raise bad(f"tensor {name!r} starts at data byte {e.begin}, expected {pos} (tensors overlap or leave a gap)")
+        pos = e.end
+    if pos > data_len:
+        raise bad(
+            f"the header describes {pos} bytes of tensor data but the file holds only {data_len}: it is truncated "
+            "(an interrupted copy or download?)", hint=False,
+        )
+    if pos < data_len:
+        raise bad(f"the header describes {pos} bytes of tensor data but the file holds {data_len} (trailing bytes)")
+    return meta, entries, 8 + n
+
+
+def _naturals(x: Any) -> bool:
+    return isinstance(x, list) and all(type(v) is int and v >= 0 for v in x)
+
+
+def _short(x: Any) -> str:
+    r = repr(x)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _utf8_encodable(obj: Any) -> bool:
+    """False when a (parsed JSON) value holds a lone surrogate, which cannot be written back as UTF-8."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    except (RecursionError, ValueError):
+        return False
+    return True
 
 
 def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
@@ -268,24 +499,29 @@ def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _find_linear(path: Path, tensors: Mapping[str, torch.Tensor], key: str | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The weight and bias of the linear layer named `key` (tolerating wrapper prefixes)."""
+    """The weight and bias of the linear layer named `key` (tolerating wrapper prefixes).
+
+    Only the chosen tensors are read (shapes come from the header), so a large checkpoint costs
+    the memory of its classifier layer, not of the whole model.
+    """
     if key is None:
         if "weight" in tensors:
-            return tensors["weight"], tensors.get("bias")
-        candidates = [k for k, t in tensors.items() if t.ndim == 2]
+            return _float_tensor(path, tensors, "weight"), _float_tensor(path, tensors, "bias")
+        candidates = [k for k in tensors if _ndim(tensors, k) == 2]
         raise CatsplitError(
             f"{path} holds several tensors; name the classifier with key=... (CLI: --key). "
             f"2-D tensors found: {candidates[:10]}"
         )
+    if not isinstance(key, str) or not key:
+        raise CatsplitError(f"key must be the name of a layer or tensor, got {key!r}")
     names = [key, f"{key}.weight"]
     for prefix in ("state_dict.", "model.", "module.", "state_dict.module.", "model.module."):
         names += [prefix + key + ".weight", prefix + key]
     for name in names:
-        t = tensors.get(name)
-        if t is not None and t.ndim == 2:
+        if name in tensors and _ndim(tensors, name) == 2:
             stem = name[: -len(".weight")] if name.endswith(".weight") else None
-            bias = tensors.get(stem + ".bias") if stem else None
-            return t, bias
+            bias = _float_tensor(path, tensors, stem + ".bias") if stem else None
+            return _float_tensor(path, tensors, name), bias
     close = [k for k in tensors if key.split(".")[-1] in k][:10]
     raise CatsplitError(
         f"{path} has no 2-D tensor named {key!r} or {key + '.weight'!r}; tensors with a similar name: "
@@ -293,11 +529,37 @@ def _find_linear(path: Path, tensors: Mapping[str, torch.Tensor], key: str | Non
     )
 
 
+def _ndim(tensors: Mapping[str, torch.Tensor], name: str) -> int:
+    return tensors.ndim(name) if isinstance(tensors, SafetensorsReader) else tensors[name].ndim
+
+
+def _float_tensor(path: Path, tensors: Mapping[str, torch.Tensor], name: str) -> torch.Tensor | None:
+    """tensors[name] (None if absent); integer and boolean tensors are refused, never converted."""
+    if name not in tensors:
+        return None
+    t = tensors[name]
+    if not t.is_floating_point():
+        raise CatsplitError(
+            f"{path}: tensor {name!r} has dtype {str(t.dtype).removeprefix('torch.')}; head tensors must be float "
+            "(float32, float16, bfloat16, float64). Convert the layer to float before saving it"
+        )
+    return t
+
+
 def _json_meta(path: Path, meta: Mapping[str, str], key: str) -> Any:
+    text = meta[key]
     try:
-        return json.loads(meta[key])
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CatsplitError(f"{path}: metadata {key!r} is not valid JSON ({exc}); the file is damaged") from None
+    except RecursionError:
+        raise CatsplitError(f"{path}: metadata {key!r} is JSON nested too deeply; the file is damaged") from None
+    if _SURROGATE_ESCAPE.search(text) and not _utf8_encodable(value):
+        raise CatsplitError(
+            f"{path}: metadata {key!r} holds an unpaired surrogate escape (\\ud800-\\udfff), which is not text; "
+            "the file is damaged"
+        )
+    return value
 
 
 def _check_history(history: Any, undo: Mapping[str, torch.Tensor]) -> tuple[dict, ...]:
@@ -335,23 +597,26 @@ def _head_from_catsplit(
             raise CatsplitError(f"{path} is missing the metadata key {KEY_LABELS!r}; pass labels=[...] or a labels file")
         labels = _json_meta(path, meta, KEY_LABELS)
     try:
-        tables = [make_table(tensors["weight"], tensors.get("bias"), labels)]
+        tables = [make_table(_float_tensor(path, tensors, "weight"), _float_tensor(path, tensors, "bias"), labels)]
         for entry in _json_meta(path, meta, KEY_TABLES) if KEY_TABLES in meta else []:
             prefix = entry["prefix"]
             if f"{prefix}.weight" not in tensors:
                 raise CatsplitError(f"missing tensor {prefix}.weight")
             tables.append(
                 make_table(
-                    tensors[f"{prefix}.weight"], tensors.get(f"{prefix}.bias"), entry["labels"], entry["parent"],
+                    _float_tensor(path, tensors, f"{prefix}.weight"), _float_tensor(path, tensors, f"{prefix}.bias"),
+                    entry["labels"], entry["parent"],
                     what=f"sub-head of {entry['parent']!r}",
                 )
             )
-        undo = {k: v for k, v in tensors.items() if k.startswith("undo.")}
+        undo = {k: _float_tensor(path, tensors, k) for k in tensors if k.startswith("undo.")}
         if groups is None and KEY_GROUPS in meta:
             groups = _json_meta(path, meta, KEY_GROUPS)
         history = _check_history(_json_meta(path, meta, KEY_HISTORY), undo) if KEY_HISTORY in meta else ()
         scale = float(meta[KEY_SCALE]) if KEY_SCALE in meta else None
         templates = _json_meta(path, meta, KEY_TEMPLATES) if KEY_TEMPLATES in meta else None
+        if templates is not None and (not isinstance(templates, list) or not all(isinstance(t, str) for t in templates)):
+            raise CatsplitError(f"metadata {KEY_TEMPLATES!r} must be a JSON list of strings")
         foreign = {k: v for k, v in meta.items() if k not in OWN_KEYS}
         return Head(
             weight=None, tables=tuple(tables), groups=groups, history=history, undo=undo,

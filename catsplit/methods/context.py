@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import torch
 
 from catsplit.config import SplitConfig
 from catsplit.head import Head
@@ -43,10 +44,16 @@ class SplitContext:
         return infer_structure(self.labels, self.groups, self.modifiers)
 
     @cached_property
-    def matrix(self) -> np.ndarray:
-        """float32 rows [R, D] of every table (zero-copy for a float32 flat head); look rows up with `index`."""
-        parts = [t.weight.float().numpy() for t in self.head.tables]
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+    def matrix(self) -> np.ndarray | RowGather:
+        """float32 rows [R, D] of every table, indexed with a list of rows (look rows up with `index`).
+
+        A float32 flat head is used as it is (zero-copy); otherwise rows are gathered and converted
+        to float32 only when asked for, so a float16 or hierarchical head is never copied whole.
+        """
+        tables = self.head.tables
+        if len(tables) == 1 and tables[0].weight.dtype == torch.float32:
+            return tables[0].weight.numpy()
+        return RowGather([t.weight for t in tables])
 
     @cached_property
     def index(self) -> dict[str, int]:
@@ -59,3 +66,26 @@ class SplitContext:
     @cached_property
     def dictionary(self) -> ModifierDictionary:
         return ModifierDictionary(self.structure, self.matrix, self.index)
+
+
+class RowGather:
+    """The rows of several tables seen as one [R, D] float32 matrix; `gather[[i, j, ...]]` -> float32 [n, D].
+
+    Only the requested rows are read and converted (in the tables' own dtype until the final cast),
+    so the cost is that of the rows, not of the head.
+    """
+
+    def __init__(self, weights: list[torch.Tensor]):
+        self._weights = weights
+        self._starts = np.cumsum([0] + [w.shape[0] for w in weights])  # [T + 1]
+        self.shape = (int(self._starts[-1]), int(weights[0].shape[1]))
+
+    def __getitem__(self, rows: list[int]) -> np.ndarray:
+        idx = np.asarray(rows, dtype=np.int64).reshape(-1)
+        out = np.empty((len(idx), self.shape[1]), np.float32)  # [n, D]
+        table = np.searchsorted(self._starts, idx, side="right") - 1  # table of each row
+        for ti in np.unique(table):
+            sel = np.nonzero(table == ti)[0]
+            local = torch.from_numpy(idx[sel] - self._starts[ti])
+            out[sel] = self._weights[ti].index_select(0, local).to(torch.float32).numpy()
+        return out
