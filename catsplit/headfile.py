@@ -82,8 +82,6 @@ def save_head(head: Head, path: str | PathLike, *, overwrite: bool = False) -> N
         path: destination `.safetensors` file.
         overwrite: replace an existing file; without it an existing file is an error.
     """
-    from safetensors.torch import save_file
-
     tensors, meta = head_tensors(head)
     path = Path(path)
     if path.is_dir():
@@ -94,23 +92,22 @@ def save_head(head: Head, path: str | PathLike, *, overwrite: bool = False) -> N
     if not folder.is_dir():
         raise CatsplitError(f"folder {folder} does not exist; create it first")
     try:
+        header = safetensors_header(tensors, meta)
+    except UnicodeEncodeError as exc:
+        raise CatsplitError(
+            f"cannot write {path}: a label or metadata string is not valid Unicode ({exc.reason}); nothing was written"
+        ) from None
+    try:
         fd, tmp = tempfile.mkstemp(prefix=f".{_temp_stem(path.name)}.", suffix=TEMP_SUFFIX, dir=folder)
     except OSError as exc:
         raise CatsplitError(f"cannot create a temp file in {folder} to write {path}: {exc.strerror or exc}") from None
-    os.close(fd)
     try:
-        try:
-            save_file(tensors, tmp, metadata=meta)
-        except UnicodeEncodeError as exc:
-            raise CatsplitError(
-                f"cannot write {path}: a label or metadata string is not valid Unicode ({exc.reason}); {path} is untouched"
-            ) from None
-        except Exception as exc:  # OSError, or safetensors' own error wrapping one (disk full, ...)
-            raise CatsplitError(f"cannot write {path}: {type(exc).__name__}: {exc}; {path} is untouched") from None
+        with os.fdopen(fd, "wb") as f:
+            write_safetensors(f, header, tensors)
+            f.flush()
+            os.fsync(f.fileno())
         # mkstemp makes the file owner-only; give it the mode a plain open() would (or the replaced file's).
         os.chmod(tmp, _file_mode(path if overwrite and path.exists() else None))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -137,6 +134,45 @@ def save_head(head: Head, path: str | PathLike, *, overwrite: bool = False) -> N
 
 
 TEMP_SUFFIX = ".tmp"
+SAFETENSORS_CODES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64"}
+
+
+def safetensors_header(tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str]) -> bytes:
+    """The header of a safetensors file holding `tensors` (written in `tensor_order`) and `meta`.
+
+    Compact JSON, `__metadata__` first with its keys in the given order, then the tensors; padded
+    with spaces to a multiple of 8 bytes. Deterministic: the same head gives the same bytes.
+
+    Raises:
+        UnicodeEncodeError: a string holds a lone surrogate.
+    """
+    header: dict[str, Any] = {"__metadata__": dict(meta)} if meta else {}
+    offset = 0
+    for name in tensor_order(tensors):
+        t = tensors[name]
+        code = SAFETENSORS_CODES.get(t.dtype)
+        if code is None:
+            raise CatsplitError(f"tensor {name!r} has dtype {t.dtype}; head files hold float32, float16, bfloat16 or float64")
+        n = t.numel() * t.element_size()
+        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return raw + b" " * (-len(raw) % 8)
+
+
+def tensor_order(tensors: Mapping[str, torch.Tensor]) -> list[str]:
+    """Data order, as the safetensors library writes it: larger elements first, then by name."""
+    return sorted(tensors, key=lambda k: (-tensors[k].element_size(), k))
+
+
+def write_safetensors(f: Any, header: bytes, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Write a safetensors file to the binary file object `f`, each tensor straight from its memory (no copy)."""
+    f.write(len(header).to_bytes(8, "little"))
+    f.write(header)
+    for name in tensor_order(tensors):
+        t = tensors[name].contiguous()
+        if t.numel():
+            f.write(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
 
 
 def _temp_stem(name: str) -> str:
