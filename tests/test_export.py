@@ -111,13 +111,15 @@ def test_hierarchical_export_is_gated_and_keeps_other_predictions(exported, head
     assert set(labels[~kept]) <= set(subs)
 
 
-def test_text_head_exports_with_normalisation(tmp_path):
+@pytest.mark.parametrize("opset", [13, 18])  # ReduceL2 takes its axes as an attribute before 18, an input from 18
+def test_text_head_exports_with_normalisation(tmp_path, opset):
     enc = HashEncoder(dim=DIM)
     labels = ["Pushing something up", "Lifting something", "Dropping something onto something"]
     head = catsplit.text_head(labels, enc, scale=20.0)
     edited = catsplit.split(head, enc, "Lifting something", ["Lifting something up", "Lifting something slowly"], method="text")
-    path = export.to_onnx(None, edited, tmp_path / "text.onnx", torch.randn(5, DIM))
+    path = export.to_onnx(None, edited, tmp_path / "text.onnx", torch.randn(5, DIM), opset=opset)
     assert "ReduceL2" in head_nodes(path)
+    assert [o.version for o in onnx.load(str(path)).opset_import] == [opset]
     f = torch.randn(9, DIM) * 3
     labels_out, probs = export.predict(export.session(path, "cpu"), f.numpy())
     np.testing.assert_allclose(probs, edited.probs(f).numpy(), atol=1e-5)
