@@ -442,7 +442,7 @@ def check_groups(groups: Mapping[str, Sequence[str]], known: set[str]) -> dict[s
 def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
-    return bool(torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8)))
+    return bool(torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8)))  # reshape: 0-d too
 
 
 def _json(x: Any) -> str:

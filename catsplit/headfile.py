@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import torch
 
 from catsplit.errors import CatsplitError
-from catsplit.head import Head, Table, make_table
+from catsplit.head import Head, Table, check_finite, make_table
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -598,6 +598,19 @@ def _json_meta(path: Path, meta: Mapping[str, str], key: str) -> Any:
     return value
 
 
+def _check_undo(undo: Mapping[str, torch.Tensor], base: Table) -> None:
+    """Undo tensors hold a removed row: the head's dtype, finite, `[1, D]` (`*.weight`) or `[1]` (`*.bias`)."""
+    dim = base.weight.shape[1]
+    for name, t in undo.items():
+        want = (1, dim) if name.endswith(".weight") else (1,) if name.endswith(".bias") else None
+        if t.dtype != base.weight.dtype or (want is not None and tuple(t.shape) != want):
+            raise CatsplitError(
+                f"undo tensor {name!r} is {str(t.dtype).removeprefix('torch.')} {list(t.shape)}; expected "
+                f"{str(base.weight.dtype).removeprefix('torch.')} {list(want) if want else '(any shape)'}"
+            )
+        check_finite(t.reshape(1, -1), f"undo tensor {name!r}")
+
+
 def _check_history(history: Any, undo: Mapping[str, torch.Tensor]) -> tuple[dict, ...]:
     """Edit records: a list of objects, each split naming its coarse label and subs, its undo tensors present."""
     if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
@@ -646,6 +659,7 @@ def _head_from_catsplit(
                 )
             )
         undo = {k: _float_tensor(path, tensors, k) for k in tensors if k.startswith("undo.")}
+        _check_undo(undo, tables[0])
         if groups is None and KEY_GROUPS in meta:
             groups = _json_meta(path, meta, KEY_GROUPS)
         history = _check_history(_json_meta(path, meta, KEY_HISTORY), undo) if KEY_HISTORY in meta else ()

@@ -302,3 +302,19 @@ def test_directories_fifos_and_unreadable_paths(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(CatsplitError, match="no such file"):
         load_head(fifo)  # not opened: opening a FIFO would block
+
+
+def test_undo_tensors_of_the_wrong_shape_dtype_or_value(tmp_path, good):
+    """Found by the fuzz test: a 0-d undo bias loaded, then broke Head.equals and unsplit."""
+    path, _ = good
+    head = load_head(path)
+    tensors, meta = catsplit.headfile.head_tensors(head)
+    p = tmp_path / "undo.safetensors"
+    for name, value, needle in [
+        ("undo.1.bias", torch.tensor(0.5), "expected float32 [1]"),
+        ("undo.1.weight", torch.ones(2, head.dim), f"expected float32 [1, {head.dim}]"),
+        ("undo.1.weight", torch.ones(1, head.dim, dtype=torch.float64), "is float64"),
+        ("undo.1.weight", torch.full((1, head.dim), float("nan")), "NaN or inf"),
+    ]:
+        save_file({**tensors, name: value}, str(p), metadata=meta)
+        _refused(p, f"undo tensor {name!r}", needle)
