@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from catsplit.errors import CatsplitError
+from catsplit.structure import is_blank
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -69,10 +70,13 @@ def check_labels(labels: Sequence[str], what: str = "labels") -> tuple[str, ...]
     """Validate a label list: strings, non-empty after stripping, unique (also up to case/space)."""
     if isinstance(labels, str) or not isinstance(labels, Sequence):
         raise CatsplitError(f"{what} must be a list of strings, got {type(labels).__name__}")
-    bad = [(i, lab) for i, lab in enumerate(labels) if not isinstance(lab, str) or not lab.strip()]
+    bad = [(i, lab) for i, lab in enumerate(labels) if not isinstance(lab, str) or is_blank(lab)]
     if bad:
         shown = ", ".join(f"#{i}: {lab!r}" for i, lab in bad[:5])
-        raise CatsplitError(f"{what} must be non-empty strings; bad entries {shown}. Give every class a name.")
+        raise CatsplitError(
+            f"{what} must be non-empty strings (not only white space or invisible characters); bad entries {shown}. "
+            "Give every class a name."
+        )
     try:
         "".join(labels).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate ("\ud800"): cannot be written to a file
@@ -426,7 +430,7 @@ def check_groups(groups: Mapping[str, Sequence[str]], known: set[str]) -> dict[s
     out: dict[str, list[str]] = {}
     unknown = []
     for name, members in groups.items():
-        if not isinstance(name, str) or not name.strip():
+        if not isinstance(name, str) or is_blank(name):
             raise CatsplitError(f"group names must be non-empty strings, got {name!r}")
         if isinstance(members, str) or not isinstance(members, Sequence) or not members:
             raise CatsplitError(f"group {name!r} must list its member labels, got {members!r}")

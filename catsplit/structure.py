@@ -11,6 +11,7 @@ Cost is linear in the number of labels: one dictionary pass by first word, one p
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -134,7 +135,25 @@ def sub_modifiers(coarse: str, subs: Sequence[str], modifiers: Mapping[str, str]
     return [check_text(modifiers[s], f"modifier of {s!r}") if s in modifiers else cut_modifier(coarse, s) for s in subs]
 
 
+# Characters that show nothing: white space, control characters, and format or filler characters
+# such as ZERO WIDTH SPACE, the bidi marks, WORD JOINER, BOM, SOFT HYPHEN, variation selectors and
+# the Hangul and Braille blanks. A label made only of these looks empty.
+_VISIBLE = re.compile(
+    "[^\\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f]"
+)
+
+
+def is_blank(text: str) -> bool:
+    """True when `text` shows nothing: empty, or only white space, control and invisible format characters."""
+    return _VISIBLE.search(text) is None
+
+
 def check_text(text: object, what: str) -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise CatsplitError(f"{what} must be a non-empty string, got {text!r}")
+    if not isinstance(text, str) or is_blank(text):
+        raise CatsplitError(f"{what} must be a non-empty string (not only white space or invisible characters), got {text!r}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CatsplitError(f"{what} must be valid Unicode text; {text!r} holds an unpaired surrogate") from None
     return text
