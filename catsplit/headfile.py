@@ -261,16 +261,20 @@ def _load_from(
     if KEY_FORMAT in meta and key is None:
         return _head_from_catsplit(path, tensors, meta, None if labels is None else read_labels(labels), groups)
     w, b = _find_linear(path, tensors, key)
-    if labels is None:
-        if KEY_LABELS in meta:
-            labels = _json_meta(path, meta, KEY_LABELS)
-        else:
-            raise CatsplitError(
-                f"{path} holds no labels; pass labels=[...] or a labels file (JSON list, JSON {{label: index}}, or one per line)"
-            )
+    if labels is not None:
+        labels = read_labels(labels)
+    elif KEY_LABELS in meta:
+        # Used as they are, never through read_labels: a string here must not be taken for a file to open.
+        labels = _json_meta(path, meta, KEY_LABELS)
+        if not isinstance(labels, list):
+            raise CatsplitError(f"{path}: metadata {KEY_LABELS!r} must be a JSON list of labels, got {type(labels).__name__}")
+    else:
+        raise CatsplitError(
+            f"{path} holds no labels; pass labels=[...] or a labels file (JSON list, JSON {{label: index}}, or one per line)"
+        )
     foreign = {k: v for k, v in meta.items() if k not in OWN_KEYS}
     try:
-        return Head(weight=w, bias=b, labels=read_labels(labels), groups=groups, metadata=foreign)
+        return Head(weight=w, bias=b, labels=labels, groups=groups, metadata=foreign)
     except CatsplitError as exc:
         raise CatsplitError(f"{path}: {exc}") from None
 

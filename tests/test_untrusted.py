@@ -63,9 +63,13 @@ def hook(event, args):
             opened.append((event, p))
             raise RuntimeError(f"catsplit touched {p} ({event})")
 sys.addaudithook(hook)
-from catsplit import load_head
-head = load_head(sys.argv[1])
-print(json.dumps({"opened": opened, "metadata": head.metadata, "labels": head.labels}))
+from catsplit import CatsplitError, load_head
+try:
+    head = load_head(sys.argv[1])
+except CatsplitError as exc:
+    print(json.dumps({"opened": opened, "error": str(exc)}))
+else:
+    print(json.dumps({"opened": opened, "metadata": head.metadata, "labels": head.labels}))
 """
 
 
@@ -94,3 +98,22 @@ def test_paths_in_metadata_are_never_opened(tmp_path):
     assert result["opened"] == []
     assert result["labels"] == ["a", "b"]
     assert {k: v for k, v in result["metadata"].items()} == {k: v for k, v in meta.items() if k not in ("catsplit.format", "catsplit.labels")}
+
+
+def test_a_label_path_in_a_foreign_files_metadata_is_not_opened(tmp_path):
+    """Found by fuzzing: a foreign file whose `catsplit.labels` held a JSON string was read as a labels *file*."""
+    secret = tmp_path / "secret.json"
+    secret.write_text('["x", "y"]')
+    p = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.ones(2, 3)}, str(p), metadata={"catsplit.labels": json.dumps(str(secret))})
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", AUDIT, str(p), json.dumps([str(secret)])], capture_output=True, text=True,
+                         timeout=120, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["opened"] == []
+    assert "must be a JSON list of labels" in result["error"] and str(p) in result["error"]
+    for value in ("null", "3", '{"a": 0}'):
+        save_file({"weight": torch.ones(2, 3)}, str(p), metadata={"catsplit.labels": value})
+        with pytest.raises(CatsplitError, match="must be a JSON list of labels"):
+            load_head(p)
