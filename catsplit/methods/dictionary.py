@@ -19,7 +19,10 @@ class ModifierDictionary:
 
     Args:
         structure: groups and modifiers of the existing labels.
-        matrix: float32 rows [C, D] of those labels.
+        matrix: float32 rows [C, D] of those labels: an array, or anything that gathers float32 rows
+            for a list of row numbers (`SplitContext.matrix`'s `RowGather`, which converts only
+            the rows asked for). Every method here reads only the rows of its groups, so the cost
+            grows linearly with the number of labels.
         index: label -> row of `matrix`.
     """
 
