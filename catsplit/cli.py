@@ -3,7 +3,9 @@
     catsplit split HEAD --coarse C --sub S1 --sub S2 [--method M] [--mode flat|hierarchical] -o OUT
     catsplit unsplit HEAD --coarse C -o OUT
     catsplit inspect HEAD [--coarse C --sub ...] [--json]
+    catsplit finetune HEAD FEATURES [--labels LABELS] [--shots K] [--seed S] -o OUT
     catsplit demo
+    catsplit export | predict | edit-onnx | triton     (deployment: catsplit/cli_export.py)
 """
 
 from __future__ import annotations
@@ -83,6 +85,30 @@ def cmd_unsplit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from catsplit.headfile import load_head
+    from catsplit.lowshot import FinetuneConfig, finetune, read_clips
+
+    head = load_head(args.head)
+    out = _out_path(args)
+    if out.exists() and not args.overwrite:  # before training, not after it
+        raise CatsplitError(f"{out} exists; pass --overwrite or choose another name")
+    features, labels = read_clips(args.features, args.labels)
+    if labels is None:
+        raise CatsplitError(f"no labels for {args.features}: store an array 'labels' in it (.npz / .safetensors) or pass --labels FILE")
+    config = FinetuneConfig(lr=args.lr, weight_decay=args.weight_decay, batch_size=args.batch_size,
+                            max_epochs=args.max_epochs, patience=args.patience)
+    tuned = finetune(head, features, labels, shots=args.shots, seed=args.seed, config=config, progress=not args.no_progress)
+    tuned.save(out, overwrite=args.overwrite)
+    rec = tuned.history[-1]
+    info = rec["finetune"]
+    shots = f"{info['shots']} per sub" if info["shots"] else "all"
+    print(f"fine-tuned the {len(rec['subs'])} sub rows of {rec['coarse']!r} on {info['clips']} clips ({shots}, seed {info['seed']}): "
+          f"{info['epochs']} epochs, {info['steps']} steps, best smoothed loss {info['loss_ema']:.4f} at epoch {info['best_epoch']}; "
+          f"wrote {out}")
+    return 0
+
+
 def inspect_report(head: Any, coarse: str | None = None, subs: Sequence[str] = ()) -> dict[str, Any]:
     """What catsplit sees in a head: shapes, labels, groups and modifiers (stored or inferred), history."""
     from catsplit.structure import infer_structure, sub_modifiers
@@ -150,10 +176,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from catsplit.bench.run import check_outputs, run_layout, run_world
     from catsplit.encoders import load_text_encoder
 
-    check_outputs(args.out, args.plot, args.overwrite)
+    check_outputs(args.out, args.plot, args.overwrite, args.merge_plot)
     encoder = load_text_encoder(args.encoder)
     common = dict(methods=args.methods or (), encoder=encoder, out=args.out, plot_path=args.plot,
-                  progress=not args.no_progress, overwrite=args.overwrite)
+                  progress=not args.no_progress, overwrite=args.overwrite, merge_plot=args.merge_plot)
     if args.annotations:
         if not (args.features and args.head):
             raise CatsplitError("--annotations needs --features FILE and --head HEAD as well")
@@ -203,6 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_unsplit)
 
+    p = sub.add_parser("finetune", help="fine-tune the sub rows of the latest split on labelled clip features")
+    p.add_argument("head", help="catsplit head file whose latest edit is a split")
+    p.add_argument("features", help=".npz (arrays 'features' [N, D] and 'labels' [N]), .npy [N, D], or .safetensors "
+                   "(tensor 'features', optional integer tensor 'labels')")
+    p.add_argument("--labels", help="the clips' labels, one per feature row: JSON list (label strings or indices) or one "
+                   "label per line; replaces labels stored in FEATURES")
+    p.add_argument("--shots", type=int, help="use K clips per sub (sampled with --seed; error if a sub has fewer); default all")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    p.add_argument("--weight-decay", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-epochs", type=int, default=200, help="cap; early stopping usually ends sooner")
+    p.add_argument("--patience", type=int, default=5, help="epochs without a drop of the smoothed loss")
+    p.add_argument("-o", "--out", required=True, help="output .safetensors")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (also the input file)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_finetune)
+
     p = sub.add_parser("inspect", help="show labels, inferred groups and modifiers, history")
     _head_args(p)
     _target_args(p, required=False)
@@ -213,10 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="CI-sized world, 1 seed")
     p.add_argument("--seeds", type=int, help="seeds per method (default 3; 1 with --quick)")
     p.add_argument("--methods", nargs="+", help="table rows, e.g. coarse text retrieval alignment alignment:hierarchical "
-                   "oracle finetune-1shot-alignment (default: the standard table)")
+                   "oracle finetune-1shot-alignment finetune-5shot-random finetune-full merge-alignment-seeds "
+                   "merge-zs-1shot-0.5 alignment-gate; 'default' = the standard table, 'lowshot' = all low-shot, "
+                   "merge and gate rows (default: the standard table)")
     p.add_argument("--out", default=None, help="results JSON (default: bench-results.json for the world)")
     p.add_argument("--plot", default=None, help="generality/locality PNG (needs matplotlib)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out / --plot if they exist")
+    p.add_argument("--merge-plot", default=None, help="PNG of the generality/locality curve of the merge-zs-1shot-<w> rows")
+    p.add_argument("--overwrite", action="store_true", help="replace --out / --plot / --merge-plot if they exist")
     p.add_argument("--encoder", help="text encoder folder; default MiniLM")
     p.add_argument("--cache", help="cache folder for data, models and features (default: ~/.cache/catsplit)")
     p.add_argument("--world-seed", type=int, default=0)
@@ -234,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", help="text encoder folder; default MiniLM")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    from catsplit.cli_export import add_commands  # export, predict, edit-onnx, triton
+
+    add_commands(sub)
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,6 +29,23 @@ class FinetuneConfig:
     ema: float = 0.95  # early stopping watches an EMA of the training loss (over steps, checked per epoch)
     patience: int = 5  # epochs without a drop of at least min_delta
     min_delta: float = 1e-3
+
+    def __post_init__(self) -> None:
+        def bad(name: str, need: str) -> CatsplitError:
+            return CatsplitError(f"FinetuneConfig.{name} must be {need}, got {getattr(self, name)!r}")
+
+        for name in ("batch_size", "max_epochs", "max_steps", "patience"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise bad(name, "a positive integer")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise bad("lr", "a positive number")
+        for name in ("weight_decay", "min_delta"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise bad(name, "a number >= 0")
+        if not (isinstance(self.ema, (int, float)) and 0 <= self.ema < 1):
+            raise bad("ema", "in [0, 1)")
 
 
 def sample_shots(labels: Sequence[str], subs: Sequence[str], shots: int, seed: int) -> np.ndarray:
@@ -69,7 +87,7 @@ def finetune(
         shots: if given, use `shots` clips per sub (sampled with `seed`); an error if a sub has fewer.
         seed: seeds the sampling, the shuffling and nothing else (the start is the edit's rows).
         config: optimiser settings (`FinetuneConfig`).
-        progress: print a progress line to stderr.
+        progress: draw a progress bar on stderr (epochs, smoothed loss); only when stderr is a terminal.
     Returns:
         a new Head; the edit record of the split gains a `finetune` entry.
     """
@@ -115,7 +133,11 @@ def finetune(
     ema = step = 0
     best, best_epoch, stale, epoch = math.inf, 0, 0, 0
     best_w, best_b = w0.clone(), (b0.clone() if b0 is not None else None)
-    for epoch in range(1, math.ceil(total / steps_per_epoch) + 1):
+    max_epochs = math.ceil(total / steps_per_epoch)
+    from catsplit.bench.progress import Progress
+
+    bar = Progress(max_epochs, "finetune", enabled=progress)
+    for epoch in range(1, max_epochs + 1):
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, config.batch_size):
             if step == total:
@@ -135,16 +157,10 @@ def finetune(
             best_b = b.detach().clone() if b is not None else None
         else:
             stale += 1
-        if progress:
-            import sys
-
-            print(f"\rfinetune: epoch {epoch}, loss {smoothed:.4f}, best {best:.4f} @ {best_epoch}", end="", file=sys.stderr)
+        bar.update(1, postfix=f"loss {smoothed:.4f}, best {best:.4f} @ epoch {best_epoch}")
         if stale >= config.patience:
             break
-    if progress:
-        import sys
-
-        print(file=sys.stderr)
+    bar.close()
     new_w = torch.cat([table.weight[:first], best_w.to(head.dtype)])
     new_b = torch.cat([table.bias[:first], best_b.to(head.dtype)]) if table.bias is not None else None
     check_finite(new_w[first:], "fine-tuned rows that", subs)
@@ -182,3 +198,76 @@ def _scores(head: Head, rec: dict, frozen: dict, idx: torch.Tensor, sub_logits: 
     if rec["mode"] == "hierarchical":
         sub_logits = frozen["gate"][idx, None] + torch.log_softmax(sub_logits, dim=1)  # log p(c) + log q_j
     return torch.cat([frozen["others"][idx], sub_logits], dim=1)
+
+
+def read_clips(features: str | Path, labels: str | Path | None = None) -> tuple[np.ndarray, list[Any] | None]:
+    """Labelled clip features from files (what `catsplit finetune` reads).
+
+    Args:
+        features: `.npz` with an array `features` [N, D] (or a single array) and optionally `labels` [N]
+            (label strings or integer indices into the head's labels); `.npy` holding [N, D];
+            `.safetensors` with a tensor `features` [N, D] (or a single tensor) and optionally an integer
+            tensor `labels` [N].
+        labels: a JSON list (label strings or indices) or a text file with one label per line; it
+            replaces labels stored in `features`.
+    Returns:
+        (features [N, D] as stored, labels or None when neither file has them).
+    """
+    path = Path(features)
+    if not path.is_file():
+        raise CatsplitError(f"features file {path} not found")
+    suffix = path.suffix.lower()
+    arrays: dict[str, np.ndarray]
+    try:
+        if suffix == ".npy":
+            arrays = {"features": np.load(path, allow_pickle=False)}
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        elif suffix == ".safetensors":
+            from safetensors.numpy import load_file
+
+            arrays = load_file(str(path))
+        else:
+            raise CatsplitError(f"features file {path}: use .npz (arrays 'features' and 'labels'), .npy or .safetensors")
+    except CatsplitError:
+        raise
+    except Exception as exc:  # numpy and safetensors raise their own errors for corrupt or pickled files
+        raise CatsplitError(
+            f"features file {path} is not readable ({type(exc).__name__}: {exc}); store plain numeric arrays "
+            "and label strings as a str array (np.array(labels, dtype=str)), not objects"
+        ) from None
+    if "features" in arrays:
+        x = arrays["features"]
+    elif len(arrays) == 1:
+        x = next(iter(arrays.values()))
+    else:
+        raise CatsplitError(f"features file {path} holds {sorted(arrays)}; name the [N, D] array 'features'")
+    if x.ndim != 2:
+        raise CatsplitError(f"features in {path} must have shape [N, D], got {tuple(x.shape)}")
+    if labels is not None:
+        return x, _read_clip_labels(Path(labels))
+    if "labels" not in arrays:
+        return x, None
+    y = arrays["labels"]
+    if y.ndim != 1:
+        raise CatsplitError(f"labels in {path} must have shape [N], got {tuple(y.shape)}")
+    if y.dtype.kind in "iu":
+        return x, [int(v) for v in y]
+    if y.dtype.kind in "US":
+        return x, [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in y.tolist()]
+    raise CatsplitError(f"labels in {path} must be label strings or integer indices, got dtype {y.dtype}")
+
+
+def _read_clip_labels(path: Path) -> list[Any]:
+    """A JSON list (strings or integer indices) or one label per line."""
+    if not path.is_file():
+        raise CatsplitError(f"labels file {path} not found")
+    if path.suffix.lower() == ".json":
+        from catsplit.headfile import read_json
+
+        data = read_json(path, "labels")
+        if not isinstance(data, list):
+            raise CatsplitError(f"labels file {path} must hold a JSON list with one label (or index) per feature row")
+        return data
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

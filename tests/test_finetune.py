@@ -91,3 +91,57 @@ def test_text_head_split_appends_sub_embeddings():
     np.testing.assert_allclose(new.logits(x), 10.0 * cos, rtol=1e-4, atol=1e-5)
     with pytest.raises(CatsplitError, match="positive"):
         catsplit.text_head(labels, enc, scale=0)
+
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**16), st.sampled_from(["flat", "hierarchical"]), st.integers(1, 3), st.sampled_from(DTYPES),
+       st.booleans(), st.booleans(), st.floats(0.0, 1.0))
+def test_finetune_and_merge_keep_every_earlier_row_and_bias(seed, mode, shots, dtype, bias, prior, w):
+    """Any dtype, with or without biases, after an earlier split: fine-tuning and merging the result
+    with its zero-shot start change only the rows (and biases) of the latest split's subs."""
+    base, subs, v, m = compositional_head(dim=8, seed=seed % 7, bias=bias)
+    head = catsplit.Head(weight=base.weight.to(dtype), bias=None if base.bias is None else base.bias.to(dtype), labels=base.labels)
+    if prior:  # an earlier flat split whose sub rows must stay as they are too
+        head = catsplit.split(head, None, "Lifting something up", ["Lifting something up fast", "Lifting something up slowly"],
+                              method="coarse")
+    edited = catsplit.split(head, None, COARSE, subs, method="coarse", mode=mode)
+    x, y = _data(v, m, subs, 3, seed, dim=8)
+    tuned = finetune(edited, x, y, shots=shots, seed=seed, config=FinetuneConfig(max_steps=3))
+    merged = catsplit.merge([edited, tuned], logits=[np.log(max(1 - w, 1e-9)), np.log(max(w, 1e-9))])
+    for out in (tuned, merged):
+        assert out.labels == edited.labels and out.dtype == dtype
+        for lab in edited.labels:
+            if lab in subs:
+                continue
+            ti, r = edited.locate(lab)
+            assert _bits(out.tables[ti].weight[r]) == _bits(edited.tables[ti].weight[r]), lab
+            if bias:
+                assert _bits(out.tables[ti].bias[r : r + 1]) == _bits(edited.tables[ti].bias[r : r + 1]), lab
+            else:
+                assert out.tables[ti].bias is None
+        assert catsplit.unsplit(out, COARSE).equals(head)
+
+
+def test_finetune_config_is_validated():
+    for bad in (dict(lr=0), dict(lr=float("nan")), dict(batch_size=0), dict(max_steps=1.5), dict(patience=True),
+                dict(ema=1.0), dict(weight_decay=-1), dict(min_delta=float("inf"))):
+        with pytest.raises(CatsplitError, match="FinetuneConfig"):
+            FinetuneConfig(**bad)
+
+
+def test_finetune_labels_as_indices_and_outside_the_label_space():
+    head, subs, v, m = compositional_head(dim=32, seed=1)
+    edited = catsplit.split(head, None, COARSE, subs, method="coarse")
+    x, y = _data(v, m, subs, 2, 0)
+    idx = [edited.labels.index(s) for s in y]
+    assert finetune(edited, x, idx, seed=1, config=FinetuneConfig(max_epochs=2)).equals(
+        finetune(edited, x, y, seed=1, config=FinetuneConfig(max_epochs=2)))
+    with pytest.raises(CatsplitError, match="outside the head's"):
+        finetune(edited, x, [len(edited.labels)] * len(y))
+    with pytest.raises(CatsplitError, match="not in the head's label space"):
+        finetune(edited, x, [COARSE] * len(y))  # the split label itself is gone from the label space
+    with pytest.raises(CatsplitError, match="no training clip is labelled with a sub"):
+        finetune(edited, x, ["Pulling something up"] * len(y))

@@ -10,6 +10,14 @@ from catsplit.errors import CatsplitError
 # (name, mode) in table order; "oracle" = new rows trained on all training clips of the subs
 ZERO_SHOT = [("coarse", "flat"), ("text", "flat"), ("retrieval", "flat"), ("alignment", "flat"), ("alignment", "hierarchical")]
 DEFAULT = ZERO_SHOT + [("oracle", "flat")]
+MERGE_WEIGHTS = ("0", "0.25", "0.5", "0.75", "1")
+# `--methods lowshot`: the low-shot, merge and gate rows with their zero-shot references
+LOWSHOT = [(n, "flat") for n in (
+    "coarse", "alignment",
+    *(f"finetune-{k}shot-{init}" for k in (1, 5) for init in ("random", "coarse", "alignment")),
+    "finetune-full", "merge-alignment-seeds", *(f"merge-zs-1shot-{w}" for w in MERGE_WEIGHTS), "alignment-gate",
+)]
+ALIASES = {"default": DEFAULT, "lowshot": LOWSHOT}
 
 
 def build(name: str, mode: str, encoder) -> Method:
@@ -18,24 +26,28 @@ def build(name: str, mode: str, encoder) -> Method:
     merge-zs-1shot-<w> (w in [0, 1])."""
     if name in ("coarse", "text", "retrieval", "alignment"):
         return zero_shot(name, mode, encoder)
-    if name == "oracle" or name == "finetune-full":
+    if name == "oracle" or name == "finetune-full":  # all training clips of c, from the coarse row
         m = finetuned(name, zero_shot("coarse", mode, encoder), shots=None)
-        m.deterministic = True
+        m.deterministic = name == "oracle"  # finetune-full: 3 seeds (the seed orders the batches)
         return m
     if name == "alignment-gate":  # the similarity gate (sigma 0.3) on alignment's edits
         m = zero_shot("alignment", mode, encoder, gate=0.3)
         m.name = name
         return m
     if name == "merge-alignment-seeds":  # uniform merge of alignment edits from 3 seeds
+        one = zero_shot("alignment", mode, encoder)
+
         def merged_seeds(head, t, seed):
             from catsplit.merging import merge
 
-            one = zero_shot("alignment", mode, encoder)
             return merge([one.edit(head, t, 3 * seed + i) for i in range(3)])
 
         return Method(name=name, mode=mode, edit=merged_seeds)
     if name.startswith("merge-zs-1shot-"):  # merge-zs-1shot-<w>: (1 - w) * alignment + w * its 1-shot fine-tune
-        w = float(name.rsplit("-", 1)[1])
+        try:
+            w = float(name[len("merge-zs-1shot-"):])
+        except ValueError:
+            w = float("nan")
         if not 0.0 <= w <= 1.0:
             raise CatsplitError(f"bad method {name!r}: the mixing weight must be in [0, 1]")
         start = zero_shot("alignment", mode, encoder)
@@ -52,12 +64,27 @@ def build(name: str, mode: str, encoder) -> Method:
         shots_part, init = name[len("finetune-"):].split("shot-", 1)
         if not shots_part.isdigit() or init not in ("random", "coarse", "alignment"):
             raise CatsplitError(f"bad method {name!r}; use finetune-<k>shot-<random|coarse|alignment>")
+        if int(shots_part) < 1:
+            raise CatsplitError(f"bad method {name!r}: at least 1 shot")
+        if init == "random" and mode != "flat":
+            raise CatsplitError(f"{name} starts from random rows of a flat split; it has no {mode} mode")
         start = random_rows() if init == "random" else zero_shot(init, mode, encoder)
         return finetuned(name, start, shots=int(shots_part))
     raise CatsplitError(
         f"unknown benchmark method {name!r}; choose coarse, text, retrieval, alignment, oracle, "
         "finetune-<k>shot-<random|coarse|alignment>, finetune-full, alignment-gate, merge-alignment-seeds, merge-zs-1shot-<w>"
     )
+
+
+def specs(methods) -> list[tuple[str, str]]:
+    """`--methods` words -> (name, mode) rows; empty: DEFAULT; the words 'default' and 'lowshot' expand
+    to their lists (duplicates dropped, first kept)."""
+    out: list[tuple[str, str]] = []
+    for word in methods or ("default",):
+        for spec in ALIASES.get(word, [parse(word)]):
+            if spec not in out:
+                out.append(spec)
+    return out
 
 
 def parse(spec: str) -> tuple[str, str]:

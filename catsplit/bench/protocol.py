@@ -40,6 +40,8 @@ class Method:
     mode: str  # "flat" | "hierarchical"
     edit: Editor
     deterministic: bool = False  # true: one seed suffices (the others would repeat it)
+    key: tuple | None = None  # what `edit` computes, for `memo` (None: not memoised)
+    refs: tuple = ()  # objects the edit depends on beyond the key (compared by identity)
 
 
 def run_method(head: Head, targets: Sequence[Target], method: Method, seeds: Sequence[int], progress=None) -> dict:
@@ -96,26 +98,62 @@ def run_protocol(head: Head, targets: Sequence[Target], methods: Sequence[Method
 
 
 # --- the methods of the table -------------------------------------------------------------
+_MEMO: dict = {}  # key -> (objects compared by identity, edited head)
+_MEMO_HEAD: list = [None]
+_MEMO_SIZE = 512
+
+
+def memo(head: Head, objs: tuple, key: tuple, make: Callable[[], Head]) -> Head:
+    """`make()`, computed once per base head, `objs` (compared by identity) and `key`.
+
+    Many rows share a start: every finetune-*-alignment and merge row begins with the same seeded
+    alignment edit, and merge-zs-1shot-<w> with the same one-shot fine-tune, so each is made once.
+    Edits are deterministic per seed, so reusing one changes no figure. The memo holds the edits
+    of the latest base head only.
+    """
+    if _MEMO_HEAD[0] is not head:
+        _MEMO.clear()
+        _MEMO_HEAD[0] = head
+    full = key + tuple(id(o) for o in objs)
+    hit = _MEMO.get(full)
+    if hit is not None and all(a is b for a, b in zip(hit[0], objs)):
+        return hit[1]
+    value = make()
+    if len(_MEMO) >= _MEMO_SIZE:
+        _MEMO.pop(next(iter(_MEMO)))
+    _MEMO[full] = (objs, value)
+    return value
+
+
 def zero_shot(name: str, mode: str, encoder, **split_options) -> Method:
     """A zero-shot method of `catsplit.split` (coarse, text, retrieval, alignment)."""
     from catsplit.edit import split
 
-    def edit(head: Head, t: Target, seed: int) -> Head:
-        return split(head, encoder, t.coarse, t.subs, method=name, mode=mode, seed=seed, **split_options)
+    key = ("split", name, mode, tuple(sorted(split_options.items())))
 
-    return Method(name=name, mode=mode, edit=edit, deterministic=name != "alignment")
+    def edit(head: Head, t: Target, seed: int) -> Head:
+        return memo(head, (t, encoder), key + (seed,), lambda: split(head, encoder, t.coarse, t.subs, method=name,
+                                                                     mode=mode, seed=seed, **split_options))
+
+    return Method(name=name, mode=mode, edit=edit, deterministic=name != "alignment", key=key, refs=(encoder,))
 
 
 def finetuned(name: str, start: Method, shots: int | None) -> Method:
     """Isolated fine-tuning of the sub rows, started from the rows of `start`, on `shots` clips per sub (None: all)."""
     from catsplit.lowshot import finetune
 
+    key = None if start.key is None else ("finetune", start.key, shots)
+
     def edit(head: Head, t: Target, seed: int) -> Head:
         if t.train_features is None or t.train_labels is None:
             raise CatsplitError(f"{name} needs training clips of {t.coarse!r}")
-        return finetune(start.edit(head, t, seed), t.train_features, t.train_labels, shots=shots, seed=seed)
 
-    return Method(name=name, mode=start.mode, edit=edit)
+        def make() -> Head:
+            return finetune(start.edit(head, t, seed), t.train_features, t.train_labels, shots=shots, seed=seed)
+
+        return make() if key is None else memo(head, (t,) + start.refs, key + (seed,), make)
+
+    return Method(name=name, mode=start.mode, edit=edit, key=key, refs=start.refs)
 
 
 def random_rows() -> Method:
@@ -128,7 +166,7 @@ def random_rows() -> Method:
         rows = {s: rng.standard_normal(head.dim).astype(np.float32) * scale for s in t.subs}
         return _with_rows(split(head, None, t.coarse, t.subs, method="coarse"), t, rows)
 
-    return Method(name="random", mode="flat", edit=edit)
+    return Method(name="random", mode="flat", edit=edit, key=("random",))
 
 
 def _with_rows(edited: Head, t: Target, rows: dict[str, np.ndarray]) -> Head:

@@ -49,8 +49,10 @@ def write_json(path: str | Path, data: dict, overwrite: bool = True) -> None:
         raise
 
 
-def plot(results: Sequence[dict], path: str | Path, title: str = "catsplit bench") -> None:
-    """Generality against locality, one point per method (and mode), error bars over seeds."""
+MERGE_PREFIX = "merge-zs-1shot-"
+
+
+def _pyplot():
     try:
         import matplotlib
 
@@ -58,7 +60,69 @@ def plot(results: Sequence[dict], path: str | Path, title: str = "catsplit bench
         import matplotlib.pyplot as plt
     except ImportError:
         raise CatsplitError("the plot needs matplotlib: pip install matplotlib (or pip install -e '.[bench]')") from None
+    return plt
+
+
+def merge_curves(results: Sequence[dict]) -> dict[str, list[tuple[float, dict]]]:
+    """The merge-zs-1shot-<w> rows as curves: 'A' (or 'A, hierarchical', '' without partitions) ->
+    [(w, row), ...] sorted by w."""
+    curves: dict[str, list[tuple[float, dict]]] = {}
+    for r in results:
+        if not r["method"].startswith(MERGE_PREFIX):
+            continue
+        try:
+            w = float(r["method"][len(MERGE_PREFIX):])
+        except ValueError:
+            continue
+        name = ", ".join(x for x in (r.get("partition", ""), "hierarchical" if r["mode"] == "hierarchical" else "") if x)
+        curves.setdefault(name, []).append((w, r))
+    return {k: sorted(v, key=lambda wr: wr[0]) for k, v in curves.items()}
+
+
+def _save(fig, plt, path: str | Path) -> None:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def curve_plot(results: Sequence[dict], path: str | Path, title: str = "merge of a zero-shot and a one-shot head") -> None:
+    """The generality–locality curve of the merge-zs-1shot-<w> rows: one line per partition (and mode)
+    from w = 0 (the zero-shot alignment edit) to w = 1 (its one-shot fine-tune), each point labelled
+    with w and the mean of generality and locality; the dotted line through a curve's best point has
+    that mean everywhere (points above it have a higher mean)."""
+    curves = merge_curves(results)
+    if not curves:
+        raise CatsplitError(f"no {MERGE_PREFIX}<w> rows to draw; add e.g. --methods {MERGE_PREFIX}0 {MERGE_PREFIX}0.5 {MERGE_PREFIX}1")
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 5))
+    for name, pts in curves.items():
+        loc = [r["locality"]["mean"] for _, r in pts]
+        gen = [r["generality"]["mean"] for _, r in pts]
+        line = ax.errorbar(loc, gen, xerr=[r["locality"]["std"] for _, r in pts],
+                           yerr=[r["generality"]["std"] for _, r in pts], fmt="-o", capsize=3,
+                           label=f"partition {name}" if name else "merge")
+        for (w, r), x, y in zip(pts, loc, gen):
+            ax.annotate(f"w={w:g} ({(x + y) / 2:.1f})", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        best = max(range(len(pts)), key=lambda i: (loc[i] + gen[i]) / 2)
+        xs = [min(loc) - 0.5, max(loc) + 0.5]
+        ax.plot(xs, [loc[best] + gen[best] - x for x in xs], ":", color=line[0].get_color(), alpha=0.6)
+    ax.set_xlabel("locality (%)")
+    ax.set_ylabel("generality (%)")
+    ax.set_title(title + "\nw = weight of the one-shot head; (mean of generality and locality)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, plt, path)
+
+
+def plot(results: Sequence[dict], path: str | Path, title: str = "catsplit bench") -> None:
+    """Generality against locality, one point per method (and mode), error bars over seeds;
+    merge-zs-1shot-<w> rows are joined by a line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for pts in merge_curves(results).values():
+        ax.plot([r["locality"]["mean"] for _, r in pts], [r["generality"]["mean"] for _, r in pts], "-", color="0.6", lw=1)
     for r in results:
         g, loc = r["generality"], r["locality"]
         if math.isnan(g["mean"]) or math.isnan(loc["mean"]):
@@ -71,8 +135,4 @@ def plot(results: Sequence[dict], path: str | Path, title: str = "catsplit bench
     ax.set_ylabel("generality (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, plt, path)

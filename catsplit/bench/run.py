@@ -14,7 +14,7 @@ from typing import Sequence
 
 from catsplit.bench import methods as table_methods
 from catsplit.bench.protocol import run_protocol
-from catsplit.bench.report import markdown_table, plot, write_json
+from catsplit.bench.report import curve_plot, markdown_table, plot, write_json
 from catsplit.errors import CatsplitError
 
 
@@ -28,8 +28,9 @@ def versions() -> dict:
             "numpy": numpy.__version__, "machine": platform.machine()}
 
 
-def finish(results: list[dict], config: dict, out: str | None, plot_path: str | None, title: str, overwrite: bool) -> dict:
-    """Print the table; write the JSON and the plot."""
+def finish(results: list[dict], config: dict, out: str | None, plot_path: str | None, title: str, overwrite: bool,
+           merge_plot: str | None = None) -> dict:
+    """Print the table; write the JSON and the plots."""
     data = {"config": config, "results": results}
     print(markdown_table(results, title))
     if out:
@@ -38,12 +39,15 @@ def finish(results: list[dict], config: dict, out: str | None, plot_path: str | 
     if plot_path:
         plot(results, plot_path, title)
         print(f"wrote {plot_path}", file=sys.stderr)
+    if merge_plot:
+        curve_plot(results, merge_plot, f"{title}: zero-shot / one-shot merge")
+        print(f"wrote {merge_plot}", file=sys.stderr)
     return data
 
 
 def run_layout(annotations: str, features: str, head_path: str, *, partition: str = "A", methods: Sequence[str] = (),
                seeds: int = 3, encoder=None, out: str | None = None, plot_path: str | None = None,
-               progress: bool = True, overwrite: bool = True, key: str | None = None) -> dict:
+               progress: bool = True, overwrite: bool = True, key: str | None = None, merge_plot: str | None = None) -> dict:
     """The protocol on the paper's layout (see catsplit/bench/layout.py) with the user's features and head."""
     from catsplit.bench.layout import read_layout
     from catsplit.headfile import load_head
@@ -55,9 +59,10 @@ def run_layout(annotations: str, features: str, head_path: str, *, partition: st
     except CatsplitError:
         head = load_head(head_path, key=key, labels=str(labels))
     targets = read_layout(annotations, features, head, partition)
-    specs = [table_methods.parse(m) for m in methods] or table_methods.DEFAULT
+    specs = table_methods.specs(methods)
+    check_merge_plot(merge_plot, specs)
     if not any(t.train_features is not None for t in targets):
-        specs = [s for s in specs if not (s[0] == "oracle" or s[0].startswith("finetune"))]
+        specs = [s for s in specs if not (s[0] == "oracle" or s[0].startswith(("finetune", "merge-zs-")))]
     built = [table_methods.build(name, mode, encoder) for name, mode in specs]
     results = run_protocol(head, targets, built, list(range(seeds)), progress=progress)
     config = {
@@ -66,11 +71,21 @@ def run_layout(annotations: str, features: str, head_path: str, *, partition: st
         "seeds": list(range(seeds)), "encoder": getattr(encoder, "name", type(encoder).__name__),
         "versions": versions(), "seconds": round(time.time() - t0, 1),
     }
-    return finish(results, config, out, plot_path, f"catsplit bench: {Path(annotations).name} partition {partition}", overwrite)
+    return finish(results, config, out, plot_path, f"catsplit bench: {Path(annotations).name} partition {partition}", overwrite,
+                  merge_plot)
 
 
-def check_outputs(out: str | None, plot_path: str | None, overwrite: bool) -> None:
-    for p in (out, plot_path):
+def check_merge_plot(merge_plot: str | None, specs) -> None:
+    """--merge-plot needs merge-zs-1shot-<w> rows; say so before the run, not after it."""
+    from catsplit.bench.report import MERGE_PREFIX
+
+    if merge_plot and not any(name.startswith(MERGE_PREFIX) for name, _ in specs):
+        raise CatsplitError(f"--merge-plot draws the {MERGE_PREFIX}<w> rows; add some to --methods "
+                            f"(e.g. {MERGE_PREFIX}0 {MERGE_PREFIX}0.5 {MERGE_PREFIX}1, or lowshot)")
+
+
+def check_outputs(out: str | None, plot_path: str | None, overwrite: bool, merge_plot: str | None = None) -> None:
+    for p in (out, plot_path, merge_plot):
         if p and Path(p).exists() and not overwrite:
             raise CatsplitError(f"{p} exists; pass --overwrite or choose another name")
 
@@ -118,7 +133,7 @@ def text_head_of(exported: dict):
 def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | None = None, world_seed: int = 0,
               partition_seed: int = 0, methods: Sequence[str] = (), encoder=None, out: str | None = None,
               plot_path: str | None = None, progress: bool = True, overwrite: bool = False,
-              world_config=None, train_config=None) -> dict:
+              world_config=None, train_config=None, merge_plot: str | None = None) -> dict:
     """Generate the world, train the base models of both partitions (cached), run the protocol.
 
     Args:
@@ -129,6 +144,7 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
         methods: table rows ("alignment", "alignment:hierarchical", ...); default `methods.DEFAULT`.
         encoder: text encoder (the label texts of the Text4Vis model and the zero-shot methods).
         out, plot_path: results JSON and PNG plot to write.
+        merge_plot: PNG of the merge-zs-1shot-<w> rows' generality–locality curve.
         world_config, train_config: override the presets (tests use tiny ones).
     Returns:
         {"config": ..., "results": [...]} as written to `out`.
@@ -162,7 +178,8 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
             dataset = world.generate(wc, progress=progress, workers=min(2, os.cpu_count() or 1))
         return dataset
 
-    specs = [table_methods.parse(m) for m in methods] or table_methods.DEFAULT
+    specs = table_methods.specs(methods)
+    check_merge_plot(merge_plot, specs)
     results, base_models = [], {}
     for pname, collapsed in parts.items():
         for kind in ("linear", "text4vis"):
@@ -214,4 +231,7 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
     if plot_path:
         plot(results, plot_path, "catsplit bench (rendered world)")
         print(f"wrote {plot_path}", file=sys.stderr)
+    if merge_plot:
+        curve_plot(results, merge_plot, "rendered world: zero-shot / one-shot merge")
+        print(f"wrote {merge_plot}", file=sys.stderr)
     return data_out
