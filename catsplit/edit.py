@@ -17,7 +17,7 @@ import torch
 from catsplit._version import __version__
 from catsplit.config import SplitConfig
 from catsplit.errors import CatsplitError
-from catsplit.head import Head, Table, check_finite, check_groups, label_key
+from catsplit.head import Head, Table, check_finite, check_groups, label_key, label_keys
 from catsplit.methods import METHODS, NEEDS_ENCODER, SplitContext
 from catsplit.structure import check_text, sub_modifiers
 from catsplit.text import TextEncoder
@@ -136,7 +136,10 @@ def check_subs(head: Head, coarse: str, subs: Sequence[str]) -> list[str]:
             raise CatsplitError(f"duplicate subs {seen[label_key(s)]!r} and {s!r} (ignoring case and white space); give each once")
         seen[label_key(s)] = s
     wanted = {label_key(s): s for s in subs}
-    clash = [(wanted[k], lab) for t in head.tables for lab in t.labels if (k := " ".join(lab.split()).casefold()) in wanted]
+    clash = []
+    for t in head.tables:
+        if not wanted.keys().isdisjoint(keys := label_keys(t.labels)):  # one C-level pass; the loop only on a hit
+            clash += [(wanted[k], lab) for k, lab in zip(keys, t.labels) if k in wanted]
     if clash:
         shown = ", ".join(f"{s!r} (existing {e!r})" for s, e in clash)
         raise CatsplitError(f"subs must be new labels; already in the head: {shown}. Rename them")

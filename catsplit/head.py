@@ -21,7 +21,9 @@ import numpy as np
 import torch
 
 from catsplit.errors import CatsplitError
-from catsplit.structure import is_blank
+from catsplit.structure import _VISIBLE, is_blank
+
+_visible = _VISIBLE.search
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -66,11 +68,18 @@ def label_key(label: str) -> str:
     return " ".join(label.split()).casefold()
 
 
+def label_keys(labels: Sequence[str]) -> list[str]:
+    """`label_key` of every label (one C-level pass)."""
+    return list(map(str.casefold, map(" ".join, map(str.split, labels))))
+
+
 def check_labels(labels: Sequence[str], what: str = "labels") -> tuple[str, ...]:
     """Validate a label list: strings, non-empty after stripping, unique (also up to case/space)."""
     if isinstance(labels, str) or not isinstance(labels, Sequence):
         raise CatsplitError(f"{what} must be a list of strings, got {type(labels).__name__}")
-    bad = [(i, lab) for i, lab in enumerate(labels) if not isinstance(lab, str) or is_blank(lab)]
+    # C-level passes first (map, set): 100,000 labels are common; the slow search only on failure.
+    ok = set(map(type, labels)) <= {str} and all(map(_visible, labels))
+    bad = [] if ok else [(i, lab) for i, lab in enumerate(labels) if not isinstance(lab, str) or is_blank(lab)]
     if bad:
         shown = ", ".join(f"#{i}: {lab!r}" for i, lab in bad[:5])
         raise CatsplitError(
@@ -83,7 +92,7 @@ def check_labels(labels: Sequence[str], what: str = "labels") -> tuple[str, ...]
         bad = [(i, lab) for i, lab in enumerate(labels) if not _is_text(lab)]
         shown = ", ".join(f"#{i}: {lab!r}" for i, lab in bad[:5])
         raise CatsplitError(f"{what} must be valid Unicode text; entries {shown} hold an unpaired surrogate") from None
-    keys = [" ".join(lab.split()).casefold() for lab in labels]  # label_key, inlined: 100,000 labels are common
+    keys = label_keys(labels)
     if len(set(keys)) == len(keys):
         return tuple(labels)
     seen: dict[str, str] = {}

@@ -130,7 +130,7 @@ def test_structure_and_dictionary_of_a_large_label_set():
 
 def test_scale_benchmark_runs_at_a_tiny_size(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "catsplit.bench.scale", "--rows", "300", "--dim", "16", "--repeats", "1", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "catsplit.bench.scale", "--rows", "300", "--dim", "16", "--repeats", "1", "--warm", "16", "--dir", str(tmp_path)],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
