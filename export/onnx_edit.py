@@ -172,6 +172,9 @@ def find_classifier(model: Any, num_classes: int, *, node: str | None = None, wh
     def array(name: str) -> np.ndarray | None:
         return numpy_helper.to_array(inits[name]).astype(np.float32) if name in inits else None
 
+    def dims(name: str) -> tuple[int, ...]:  # shape without reading the data (backbones hold many weights)
+        return tuple(inits[name].dims)
+
     def attr(n: Any, key: str, default: Any) -> Any:
         for a in n.attribute:
             if a.name == key:
@@ -182,13 +185,15 @@ def find_classifier(model: Any, num_classes: int, *, node: str | None = None, wh
     seen: list[str] = []
     for n in graph.node:
         if n.op_type == "Gemm" and len(n.input) >= 2 and n.input[1] in inits and not attr(n, "transA", 0):
+            shape = dims(n.input[1])
+            if len(shape) != 2:
+                continue
+            transposed = bool(attr(n, "transB", 0))
+            seen.append(f"Gemm {n.name!r} ({shape[0] if transposed else shape[1]} outputs)")
+            if (shape[0] if transposed else shape[1]) != num_classes:
+                continue
             b = array(n.input[1])
-            if b.ndim != 2:
-                continue
-            w = b if attr(n, "transB", 0) else b.T  # [C, D]
-            seen.append(f"Gemm {n.name!r} ({w.shape[0]} outputs)")
-            if w.shape[0] != num_classes:
-                continue
+            w = b if transposed else b.T  # [C, D]
             bias = array(n.input[2]) if len(n.input) > 2 and n.input[2] else None
             if len(n.input) > 2 and n.input[2] and bias is None:
                 continue  # a bias computed at run time cannot be edited
@@ -198,12 +203,13 @@ def find_classifier(model: Any, num_classes: int, *, node: str | None = None, wh
             owned = [i for i in n.input[1:] if i in inits]
             found.append(Classifier([n], n.input[0], n.output[0], np.ascontiguousarray(w), bias, owned))
         elif n.op_type == "MatMul" and n.input[1] in inits:
+            shape = dims(n.input[1])
+            if len(shape) != 2:
+                continue
+            seen.append(f"MatMul {n.name!r} ({shape[1]} outputs)")
+            if shape[1] != num_classes:
+                continue
             b = array(n.input[1])
-            if b.ndim != 2:
-                continue
-            seen.append(f"MatMul {n.name!r} ({b.shape[1]} outputs)")
-            if b.shape[1] != num_classes:
-                continue
             nodes, out, bias, owned = [n], n.output[0], None, [n.input[1]]
             after = consumers.get(out, [])
             if len(after) == 1 and after[0].op_type == "Add":
@@ -273,6 +279,9 @@ def _post_softmax(model: Any, output: str, where: str) -> Any:
     if output in outputs and not consumers:
         return None
     if len(consumers) == 1 and consumers[0].op_type in ("Softmax", "LogSoftmax") and consumers[0].output[0] in outputs:
+        axis = next((a.i for a in consumers[0].attribute if a.name == "axis"), -1)
+        if axis not in (1, -1):
+            raise CatsplitError(f"{where}: the {consumers[0].op_type} after the classifier runs over axis {axis}, not the classes")
         return consumers[0]
     shown = ", ".join(f"{n.op_type} {n.name!r}" for n in consumers) or "nothing"
     raise CatsplitError(
