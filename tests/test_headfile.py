@@ -199,3 +199,31 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
     os.chmod(tmp_path / "h.safetensors", 0o640)
     head.save(tmp_path / "h.safetensors", overwrite=True)
     assert (tmp_path / "h.safetensors").stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_written_files_match_the_safetensors_library(tmp_path, encoder, dtype):
+    """catsplit writes the container itself: same header (as JSON) and data as safetensors.torch.save_file."""
+    from safetensors.torch import load_file
+
+    from catsplit.headfile import head_tensors
+
+    head, subs, _, _ = compositional_head()
+    head = Head(weight=head.weight.to(dtype), bias=head.bias.to(dtype), labels=head.labels, metadata={"origin": "ünï"})
+    edited = catsplit.split(head, encoder, "Pushing something", subs[:2], method="coarse", mode="hierarchical")
+    edited = catsplit.split(edited, encoder, "Lifting something up", ["Lifting something up a", "Lifting something up b"], method="coarse")
+    ours, theirs = tmp_path / "ours.safetensors", tmp_path / "theirs.safetensors"
+    edited.save(ours)
+    tensors, meta = head_tensors(edited)
+    save_file(tensors, str(theirs), metadata=meta)
+
+    def parts(p):
+        blob = p.read_bytes()
+        n = int.from_bytes(blob[:8], "little")
+        return n, json.loads(blob[8 : 8 + n]), blob[8 + n :]
+
+    assert parts(ours) == parts(theirs)
+    again = load_file(str(ours))
+    assert set(again) == set(tensors) and all(torch.equal(again[k], tensors[k]) for k in tensors)
+    edited.save(tmp_path / "twice.safetensors")
+    assert (tmp_path / "twice.safetensors").read_bytes() == ours.read_bytes()  # deterministic
