@@ -1,9 +1,10 @@
 """Atomic file writes: a temp file in the destination folder, fsync, then one rename or link.
 
-A reader sees the old file or the new one, never a mix; a crash leaves at most a stray
-`.<name>.<random>.tmp` beside the destination. Without `overwrite` an existing file is never
-replaced, not even one that appears while we write (the final step is a hard link, which fails
-if the name exists).
+Every file catsplit writes (head files, ONNX models, benchmark results and models) goes through
+`atomic_path`. A reader sees the old file or the new one, never a mix; a process killed mid-write
+leaves the destination as it was, plus at most a stray `.<name>.<8 random>.tmp` beside it.
+Without `overwrite` an existing file is never replaced, not even one that appears while we
+write: the final step is then a hard link, which fails if the name exists.
 """
 
 from __future__ import annotations
@@ -16,9 +17,15 @@ from typing import Iterator
 
 from catsplit.errors import CatsplitError
 
+TEMP_SUFFIX = ".tmp"
+
 
 def check_destination(path: str | os.PathLike, *, overwrite: bool, example: str = "out.file") -> Path:
-    """The destination as a Path, or a CatsplitError if it is a folder, exists (without overwrite) or has no folder."""
+    """The destination as a Path; a CatsplitError if it is a folder, exists (without overwrite) or has no folder.
+
+    Args:
+        example: a file name to suggest when `path` is a folder.
+    """
     path = Path(path)
     if path.is_dir():
         raise CatsplitError(f"{path} is a folder; give a file name such as {path / example}")
@@ -34,31 +41,39 @@ def check_destination(path: str | os.PathLike, *, overwrite: bool, example: str 
 def atomic_path(path: str | os.PathLike, *, overwrite: bool = False, example: str = "out.file") -> Iterator[Path]:
     """Yield a temp path to write; when the block ends without error, it becomes `path`.
 
+    The block may also read the temp file back (to verify it) before it gets its name. OS
+    errors (disk full, permissions) become a CatsplitError saying `path` is untouched.
+
     Args:
         path: the destination file.
         overwrite: replace an existing file; without it an existing file is an error.
-        example: a file name shown in the error when `path` is a folder.
+        example: a file name to suggest when `path` is a folder.
     """
     path = check_destination(path, overwrite=overwrite, example=example)
     folder = path.parent if str(path.parent) else Path(".")
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{temp_stem(path.name)}.", suffix=TEMP_SUFFIX, dir=folder)
+    except OSError as exc:
+        raise CatsplitError(f"cannot create a temp file in {folder} to write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
-        # mkstemp makes the file owner-only; give it the mode a plain open() would (or the replaced file's).
-        os.chmod(tmp, file_mode(path if overwrite and path.exists() else None))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        # mkstemp makes the file owner-only; give it the mode a plain open() would (or the replaced file's).
+        os.chmod(tmp, file_mode(path if overwrite and path.exists() else None))
         publish(tmp, path, overwrite=overwrite)
         fsync_dir(folder)
+    except OSError as exc:
+        raise CatsplitError(f"cannot write {path}: {exc.strerror or exc}; {path} is untouched") from None
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
 def publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
-    """Move a finished temp file to its name: rename when overwriting, else a link that refuses an existing name."""
+    """Give a finished temp file its name: a rename when overwriting, else a link that refuses an existing name."""
     if overwrite:
         os.replace(tmp, path)
         return
@@ -72,13 +87,33 @@ def publish(tmp: Path, path: Path, *, overwrite: bool) -> None:
         os.replace(tmp, path)
 
 
+def temp_stem(name: str) -> str:
+    """`name`, shortened so that `.<name>.<8 random>.tmp` fits the usual 255-byte limit of a file name."""
+    budget = 255 - len(".") - len(".") - 8 - len(TEMP_SUFFIX)
+    while len(name.encode("utf-8", "surrogateescape")) > budget:
+        name = name[:-1]
+    return name
+
+
 def file_mode(existing: Path | None) -> int:
     """The mode of the file being replaced, else what a plain open() would give (0o666 minus the umask)."""
     if existing is not None:
         return existing.stat().st_mode & 0o7777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~umask()
+
+
+def umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask sets it, racing other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(folder: Path) -> None:

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -82,58 +81,21 @@ def save_head(head: Head, path: str | PathLike, *, overwrite: bool = False) -> N
         path: destination `.safetensors` file.
         overwrite: replace an existing file; without it an existing file is an error.
     """
+    from catsplit.atomic import atomic_path, check_destination
+
     tensors, meta = head_tensors(head)
-    path = Path(path)
-    if path.is_dir():
-        raise CatsplitError(f"{path} is a folder; give a file name such as {path / 'head.safetensors'}")
-    if path.exists() and not overwrite:
-        raise CatsplitError(f"{path} exists; choose another name or pass overwrite=True (CLI: --overwrite)")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise CatsplitError(f"folder {folder} does not exist; create it first")
+    path = check_destination(path, overwrite=overwrite, example="head.safetensors")
     try:
         header = safetensors_header(tensors, meta)
     except UnicodeEncodeError as exc:
         raise CatsplitError(
             f"cannot write {path}: a label or metadata string is not valid Unicode ({exc.reason}); nothing was written"
         ) from None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{_temp_stem(path.name)}.", suffix=TEMP_SUFFIX, dir=folder)
-    except OSError as exc:
-        raise CatsplitError(f"cannot create a temp file in {folder} to write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path, overwrite=overwrite, example="head.safetensors") as tmp:
+        with open(tmp, "wb") as f:
             write_safetensors(f, header, tensors)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file owner-only; give it the mode a plain open() would (or the replaced file's).
-        os.chmod(tmp, _file_mode(path if overwrite and path.exists() else None))
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            # link() fails if the name appeared meanwhile: never clobber a file we did not mean to.
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise CatsplitError(
-                    f"{path} appeared while saving; choose another name or pass overwrite=True"
-                ) from None
-            except OSError:  # file systems without hard links
-                if path.exists():
-                    raise CatsplitError(f"{path} exists; pass overwrite=True") from None
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-        _fsync_dir(folder)
-    except OSError as exc:
-        raise CatsplitError(f"cannot write {path}: {exc.strerror or exc}; {path} is untouched") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
-TEMP_SUFFIX = ".tmp"
 SAFETENSORS_CODES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64"}
 
 
@@ -173,47 +135,6 @@ def write_safetensors(f: Any, header: bytes, tensors: Mapping[str, torch.Tensor]
         t = tensors[name].contiguous()
         if t.numel():
             f.write(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
-
-
-def _temp_stem(name: str) -> str:
-    """`name`, shortened so that `.<name>.<8 random>.tmp` fits the usual 255-byte limit of a file name."""
-    budget = 255 - len(".") - len(".") - 8 - len(TEMP_SUFFIX)
-    while len(name.encode("utf-8", "surrogateescape")) > budget:
-        name = name[:-1]
-    return name
-
-
-def _file_mode(existing: Path | None) -> int:
-    if existing is not None:
-        return existing.stat().st_mode & 0o7777
-    return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where Linux allows (os.umask sets it, racing other threads)."""
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- reading -----------------------------------------------------------------------------

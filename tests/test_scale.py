@@ -1,6 +1,5 @@
 """Larger heads at CI size: a split of a 20,000-row head, what loading and editing touch. No timings."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path

@@ -510,7 +510,7 @@ def save_model(model: nn.Module, path: str, config: Optional[TrainConfig] = None
     Returns:
         The path written.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     meta = {
@@ -525,11 +525,12 @@ def save_model(model: nn.Module, path: str, config: Optional[TrainConfig] = None
     }
     if isinstance(model, TextClassifier):
         meta["templates"] = json.dumps(list(getattr(model, "templates", TEMPLATES)))
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    save_file(tensors, tmp, metadata=meta)
-    os.replace(tmp, path)
+    from catsplit.atomic import atomic_path
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path, overwrite=True, example="model.safetensors") as tmp:
+        with open(tmp, "wb") as f:
+            f.write(save(tensors, metadata=meta))
     return path
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -31,22 +29,14 @@ def markdown_table(results: Sequence[dict], title: str | None = None) -> str:
 
 
 def write_json(path: str | Path, data: dict, overwrite: bool = True) -> None:
-    """Write JSON atomically (temp file in the same folder, then rename)."""
+    """Write JSON atomically (catsplit.atomic: temp file in the same folder, fsync, rename)."""
+    from catsplit.atomic import atomic_path
+
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise CatsplitError(f"{path} exists; pass --overwrite or choose another name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_path(path, overwrite=overwrite, example="results.json") as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1, allow_nan=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 MERGE_PREFIX = "merge-zs-1shot-"
