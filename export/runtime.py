@@ -18,7 +18,9 @@ CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
 
-def session(path: str | os.PathLike, device: str = "auto", strict: bool = False, *, threads: int | None = None) -> Any:
+def session(
+    path: str | os.PathLike, device: str = "auto", strict: bool = False, *, threads: int | None = None, spinning: bool = True
+) -> Any:
     """An onnxruntime InferenceSession on the device asked for, checked against what onnxruntime gave.
 
     Args:
@@ -28,6 +30,8 @@ def session(path: str | os.PathLike, device: str = "auto", strict: bool = False,
         strict: raise when CUDA was asked for and the session does not run on it; otherwise one
             warning (onnxruntime's own stderr messages are silenced).
         threads: intra-op threads (default: onnxruntime's, one per core).
+        spinning: let idle intra-op threads spin (lowest latency); turn it off when several
+            sessions or another runtime share the cores.
     Returns:
         an onnxruntime.InferenceSession.
     """
@@ -48,6 +52,8 @@ def session(path: str | os.PathLike, device: str = "auto", strict: bool = False,
     options.log_severity_level = 3
     if threads is not None:
         options.intra_op_num_threads = int(threads)
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if device == "cuda" and CUDA not in available:
         providers = [CPU]  # asking onnxruntime for a provider it lacks only prints noise
     try:

@@ -7,8 +7,11 @@ random weights: latency does not depend on them) on clips of 16 x 32 x 32 x 3 ui
 head of 48 labels whose class "Action0 something" is split into 6 subs (method "coarse": the
 rows' values do not change the cost). Four models are exported: unedited, flat edit,
 hierarchical edit; each is timed in onnxruntime, and the edited ones also in torch eager
-(backbone + catsplit.Head). Runs are interleaved round by round so that a load change on the
-machine hits every variant alike. Prints medians (ms) and the ratios the README quotes.
+(backbone + catsplit.Head). Each variant is timed in a block of its own after a warm-up (an idle
+thread pool spins on the cores for a while and would slow whatever runs next), in several passes
+over all variants so that a load change on the machine hits them alike. Edited and unedited
+models are compared in sessions without spinning, interleaved run by run in rotating order.
+Prints medians (ms) and the ratios the README quotes.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30, help="timed runs per variant and batch (median reported)")
+    parser.add_argument("--passes", type=int, default=3, help="passes over all variants; each times repeats/passes runs")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="onnxruntime provider (torch stays on the CPU)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for torch and onnxruntime alike")
@@ -61,12 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     heads = build_heads()
     folder = Path(tempfile.mkdtemp(prefix="catsplit-speed-"))
     example = torch.randint(0, 256, (2, 16, 32, 32, 3), dtype=torch.uint8)
-    sessions = {}
+    sessions, calm = {}, {}
     for name, head in heads.items():
         path = to_onnx(backbone, head, folder / f"{name}.onnx", example)
         sessions[name] = session(path, args.device, strict=args.device == "cuda", threads=args.threads)
+        calm[name] = session(path, args.device, strict=args.device == "cuda", threads=args.threads, spinning=False)
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads; "
           f"onnxruntime providers {sessions['flat'].get_providers()}; torch {torch.__version__}")
+
+    def timed(fn) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t0) * 1e3
 
     def run_torch(head, x):
         with torch.inference_mode():
@@ -76,29 +86,43 @@ def main(argv: list[str] | None = None) -> int:
     for batch in args.batches:
         x = torch.randint(0, 256, (batch, 16, 32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(batch))
         xn = x.numpy()
-        variants = {f"ort-{n}": (lambda s=s: s.run(None, {"clips": xn})) for n, s in sessions.items()}
-        variants.update({f"torch-{n}": (lambda h=heads[n]: run_torch(h, x)) for n in ("flat", "hierarchical")})
-        for fn in variants.values():  # warm-up: allocators, thread pools, first-run graph work
+        # torch against onnxruntime: each in a block of its own after a warm-up, since an idle thread
+        # pool (torch's OpenMP threads, onnxruntime's spinning workers) keeps the cores busy for a
+        # while and would be billed to whatever runs next; several passes spread load changes.
+        blocks = {f"ort-{n}": (lambda s=s: s.run(None, {"clips": xn})) for n, s in sessions.items() if n != "unedited"}
+        blocks.update({f"torch-{n}": (lambda h=heads[n]: run_torch(h, x)) for n in ("flat", "hierarchical")})
+        per_pass = max(1, args.repeats // args.passes)
+        for _ in range(args.passes):
+            for name, fn in blocks.items():
+                for _ in range(3):
+                    fn()
+                for _ in range(per_pass):
+                    results.setdefault((name, batch), []).append(timed(fn))
+        # edited against unedited: sessions without spinning, interleaved run by run, so the three
+        # graphs see the same machine state and only their own work differs.
+        quiet = {f"quiet-{n}": (lambda s=s: s.run(None, {"clips": xn})) for n, s in calm.items()}
+        for fn in quiet.values():
             for _ in range(3):
                 fn()
-        for _ in range(args.repeats):
-            for name, fn in variants.items():
-                t0 = time.perf_counter()
-                fn()
-                results.setdefault((name, batch), []).append((time.perf_counter() - t0) * 1e3)
+        order = list(quiet.items())
+        for r in range(args.repeats):
+            for name, fn in order[r % len(order):] + order[: r % len(order)]:  # rotate: no variant always goes first
+                results.setdefault((name, batch), []).append(timed(fn))
 
     med = {k: statistics.median(v) for k, v in results.items()}
-    print(f"\nmedian latency (ms) over {args.repeats} runs")
+    print(f"\nmedian latency (ms); torch and onnxruntime in blocks ({args.passes} x {per_pass} runs), "
+          f"edited vs unedited interleaved without spinning ({args.repeats} runs)")
     print("| variant | " + " | ".join(f"batch {b}" for b in args.batches) + " |")
     print("|---|" + "---:|" * len(args.batches))
-    for name in ["torch-flat", "torch-hierarchical", "ort-unedited", "ort-flat", "ort-hierarchical"]:
+    for name in ["torch-flat", "torch-hierarchical", "ort-flat", "ort-hierarchical",
+                 "quiet-unedited", "quiet-flat", "quiet-hierarchical"]:
         print(f"| {name} | " + " | ".join(f"{med[(name, b)]:.2f}" for b in args.batches) + " |")
     print("\nratios")
     for b in args.batches:
-        print(f"batch {b}: torch / onnxruntime (flat edit) {med[('torch-flat', b)] / med[('ort-flat', b)]:.2f}x, "
-              f"(hierarchical) {med[('torch-hierarchical', b)] / med[('ort-hierarchical', b)]:.2f}x; "
-              f"edited / unedited in onnxruntime: flat {med[('ort-flat', b)] / med[('ort-unedited', b)]:.3f}, "
-              f"hierarchical {med[('ort-hierarchical', b)] / med[('ort-unedited', b)]:.3f}")
+        print(f"batch {b}: torch / onnxruntime: flat edit {med[('torch-flat', b)] / med[('ort-flat', b)]:.2f}x, "
+              f"hierarchical {med[('torch-hierarchical', b)] / med[('ort-hierarchical', b)]:.2f}x; "
+              f"edited / unedited in onnxruntime: flat {med[('quiet-flat', b)] / med[('quiet-unedited', b)]:.3f}, "
+              f"hierarchical {med[('quiet-hierarchical', b)] / med[('quiet-unedited', b)]:.3f}")
     for p in folder.iterdir():
         p.unlink()
     folder.rmdir()
