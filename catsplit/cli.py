@@ -203,6 +203,16 @@ def _target_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--subs-file", help="file with one new fine label per line")
 
 
+def split_args(p: argparse.ArgumentParser) -> None:
+    """How to split: method, mode, structure overrides, encoder, seed (split and edit-onnx)."""
+    p.add_argument("--method", default="alignment", choices=["alignment", "retrieval", "text", "coarse"])
+    p.add_argument("--mode", default="flat", choices=["flat", "hierarchical"])
+    p.add_argument("--modifiers", help="JSON file: label -> modifier text (overrides inference)")
+    p.add_argument("--groups", help="JSON file: group text -> member labels (overrides inference)")
+    p.add_argument("--encoder", help="text encoder folder (tokenizer.json + model.onnx or model.safetensors); default MiniLM")
+    p.add_argument("--seed", type=int, default=0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="catsplit", description="Split a class of a trained classifier head, zero-shot.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -210,12 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("split", help="split a class into fine subclasses")
     _head_args(p)
     _target_args(p, required=True)
-    p.add_argument("--method", default="alignment", choices=["alignment", "retrieval", "text", "coarse"])
-    p.add_argument("--mode", default="flat", choices=["flat", "hierarchical"])
-    p.add_argument("--modifiers", help="JSON file: label -> modifier text (overrides inference)")
-    p.add_argument("--groups", help="JSON file: group text -> member labels (overrides inference)")
-    p.add_argument("--encoder", help="text encoder folder (tokenizer.json + model.onnx or model.safetensors); default MiniLM")
-    p.add_argument("--seed", type=int, default=0)
+    split_args(p)
     p.add_argument("--alpha", type=float, default=0.5, help="retrieval: weight of modifier similarity")
     p.add_argument("--beta", type=float, default=0.5, help="retrieval: weight of label similarity")
     p.add_argument("-o", "--out", required=True, help="output .safetensors")

@@ -184,6 +184,8 @@ def cmd_triton(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Register the deployment commands on the `catsplit` parser's subparsers."""
+    from catsplit.cli import _target_args, split_args
+
     p = sub.add_parser("export", help="head (+ backbone) -> one verified ONNX file")
     p.add_argument("head", help="head file (catsplit .safetensors, or a checkpoint with --key/--labels)")
     p.add_argument("--key", help="name of the linear layer inside a checkpoint")
@@ -213,17 +215,10 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("edit-onnx", help="split a class inside an existing ONNX model")
     p.add_argument("model", help="source .onnx")
-    p.add_argument("--coarse", required=True, help="the label to split")
-    p.add_argument("--sub", action="append", help="a new fine label (repeat, in output order)")
-    p.add_argument("--subs-file", help="file with one new fine label per line")
+    _target_args(p, required=True)
+    split_args(p)
     p.add_argument("--labels", help="labels file, when the model's metadata has none")
     p.add_argument("--node", help="name of the classifier node, when several match")
-    p.add_argument("--method", default="alignment", choices=["alignment", "retrieval", "text", "coarse"])
-    p.add_argument("--mode", default="flat", choices=["flat", "hierarchical"])
-    p.add_argument("--modifiers", help="JSON file: label -> modifier text")
-    p.add_argument("--groups", help="JSON file: group text -> member labels")
-    p.add_argument("--encoder", help="text encoder folder; default MiniLM")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--out", required=True, help="output .onnx")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_edit_onnx)
