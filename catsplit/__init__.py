@@ -15,6 +15,7 @@ from catsplit.errors import CatsplitError
 _EXPORTS = {
     "Head": "catsplit.head",
     "load_head": "catsplit.headfile",
+    "split_file": "catsplit.streaming",
     "split": "catsplit.edit",
     "unsplit": "catsplit.edit",
     "evaluate": "catsplit.metrics",
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from catsplit.head import Head
     from catsplit.headfile import load_head
     from catsplit.metrics import Scores, evaluate
+    from catsplit.streaming import split_file
     from catsplit.structure import Structure, infer_structure
 
 

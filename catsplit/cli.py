@@ -50,20 +50,21 @@ def _out_path(args: argparse.Namespace) -> Path:
 
 def cmd_split(args: argparse.Namespace) -> int:
     from catsplit.config import SplitConfig
-    from catsplit.edit import split
     from catsplit.encoders import load_text_encoder
+    from catsplit.streaming import open_head_file
 
-    head = _load(args)
-    out = _out_path(args)
-    encoder = None if args.method == "coarse" else load_text_encoder(args.encoder)
-    config = SplitConfig(alpha=args.alpha, beta=args.beta)
-    edited = split(
-        head, encoder, args.coarse, _subs(args), method=args.method, mode=args.mode,
-        modifiers=_read_json(args.modifiers, "modifiers"), groups=_read_json(args.groups, "groups"),
-        seed=args.seed, config=config,
-    )
-    edited.save(out, overwrite=args.overwrite)
-    rec = edited.history[-1]
+    # A catsplit file (no --key/--labels) is split as split_file does: memory-mapped, unchanged bytes
+    # copied file to file; other inputs are loaded. Either way the bytes written are those of
+    # load_head + split + save, and the errors come in the same order.
+    with open_head_file(args.head, key=args.key, labels=args.labels) as source:
+        out = _out_path(args)
+        encoder = None if args.method == "coarse" else load_text_encoder(args.encoder)
+        config = SplitConfig(alpha=args.alpha, beta=args.beta)
+        rec = source.split_to(
+            out, encoder, args.coarse, _subs(args), overwrite=args.overwrite, method=args.method, mode=args.mode,
+            modifiers=_read_json(args.modifiers, "modifiers"), groups=_read_json(args.groups, "groups"),
+            seed=args.seed, config=config,
+        )
     print(f"split {rec['coarse']!r} -> {len(rec['subs'])} subs ({rec['method']}, {rec['mode']}); wrote {out}")
     for sub in rec["subs"]:
         extra = ""

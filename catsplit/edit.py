@@ -9,7 +9,7 @@ tensors `undo.<n>.weight` / `undo.<n>.bias`. unsplit reverses the latest split e
 from __future__ import annotations
 
 import difflib
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -60,6 +60,37 @@ def split(
     Returns:
         a new `Head` whose labels are the old ones without `coarse`, plus `subs`.
     """
+    plan = plan_split(
+        head, text_encoder, coarse, subs, method=method, mode=mode, modifiers=modifiers, groups=groups, seed=seed,
+        config=config, gate=gate,
+    )
+    return apply_split(head, plan.ctx, plan.rows, method=plan.method, mode=plan.mode)
+
+
+class PlannedSplit(NamedTuple):
+    """What `split` computes before it assembles the edited head (`apply_split` does that)."""
+
+    ctx: SplitContext
+    rows: torch.Tensor  # [k, D] float32, the method's new rows (gate applied)
+    method: str
+    mode: str
+
+
+def plan_split(
+    head: Head,
+    text_encoder: TextEncoder | None,
+    coarse: str,
+    subs: Sequence[str],
+    *,
+    method: str = "alignment",
+    mode: str = "flat",
+    modifiers: Mapping[str, str] | None = None,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    seed: int = 0,
+    config: SplitConfig | None = None,
+    gate: float | None = None,
+) -> PlannedSplit:
+    """`split`'s checks and its method: the new rows, with nothing assembled. Arguments as for `split`."""
     if not isinstance(head, Head):
         raise CatsplitError(f"split needs a catsplit.Head, got {type(head).__name__}; use catsplit.load_head(...)")
     if method not in METHODS:
@@ -99,7 +130,7 @@ def split(
     new_rows = np.asarray(METHODS[method](ctx), dtype=np.float32)  # [k, D]
     if gate is not None:
         new_rows = gated(ctx, new_rows, float(gate))
-    return apply_split(head, ctx, torch.from_numpy(np.ascontiguousarray(new_rows)), method=method, mode=mode)
+    return PlannedSplit(ctx, torch.from_numpy(np.ascontiguousarray(new_rows)), method, mode)
 
 
 def gated(ctx: SplitContext, rows: np.ndarray, sigma: float) -> np.ndarray:
@@ -146,8 +177,17 @@ def check_subs(head: Head, coarse: str, subs: Sequence[str]) -> list[str]:
     return subs
 
 
-def apply_split(head: Head, ctx: SplitContext, rows: torch.Tensor, *, method: str, mode: str) -> Head:
-    """Assemble the edited head from the new rows [k, D] and record the edit."""
+def apply_split(
+    head: Head, ctx: SplitContext, rows: torch.Tensor, *, method: str, mode: str,
+    concat: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None,
+) -> Head:
+    """Assemble the edited head from the new rows [k, D] and record the edit.
+
+    Args:
+        concat: joins the row blocks of a flat edit's table (default `concat_rows`, a copy);
+            `catsplit.streaming` passes one that only records the blocks, to write them from the file.
+    """
+    concat = concat or concat_rows
     ti, r = head.locate(ctx.coarse)
     table = head.tables[ti]
     k = len(ctx.subs)
@@ -176,8 +216,8 @@ def apply_split(head: Head, ctx: SplitContext, rows: torch.Tensor, *, method: st
     groups = head.groups
     if mode == "flat":
         w, b = table.weight, table.bias
-        new_w = concat_rows([w[:r], w[r + 1 :], rows])  # [C - 1 + k, D]
-        new_b = concat_rows([b[:r], b[r + 1 :], sub_bias]) if b is not None else None
+        new_w = concat([w[:r], w[r + 1 :], rows])  # [C - 1 + k, D]
+        new_b = concat([b[:r], b[r + 1 :], sub_bias]) if b is not None else None
         labels = table.labels[:r] + table.labels[r + 1 :] + tuple(ctx.subs)
         tables[ti] = Table(weight=new_w, bias=new_b, labels=labels, parent=table.parent)
         key = f"undo.{len(head.history)}"

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -81,9 +83,23 @@ def save_head(head: Head, path: str | PathLike, *, overwrite: bool = False) -> N
         path: destination `.safetensors` file.
         overwrite: replace an existing file; without it an existing file is an error.
     """
+    tensors, meta = head_tensors(head)
+    write_head_file(path, tensors, meta, overwrite=overwrite)
+
+
+def write_head_file(
+    path: str | PathLike, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str], *, overwrite: bool = False,
+    write_data: Any = None,
+) -> None:
+    """Write a head file of `tensors` and `meta` (from `head_tensors`) atomically, as `save_head` does.
+
+    Args:
+        write_data: None to write each tensor from its memory (`write_safetensors`); else a callable
+            `(temp_path, header, tensors)` that writes the whole file to the (empty) temp file itself,
+            as `catsplit.streaming` does. Either way the file is then fsynced and given its name.
+    """
     from catsplit.atomic import atomic_path, check_destination
 
-    tensors, meta = head_tensors(head)
     path = check_destination(path, overwrite=overwrite, example="head.safetensors")
     try:
         header = safetensors_header(tensors, meta)
@@ -92,6 +108,9 @@ def save_head(head: Head, path: str | PathLike, *, overwrite: bool = False) -> N
             f"cannot write {path}: a label or metadata string is not valid Unicode ({exc.reason}); nothing was written"
         ) from None
     with atomic_path(path, overwrite=overwrite, example="head.safetensors") as tmp:
+        if write_data is not None:
+            write_data(tmp, header, tensors)
+            return
         with open(tmp, "wb") as f:
             write_safetensors(f, header, tensors)
 
@@ -268,24 +287,61 @@ class SafetensorsReader(Mapping[str, torch.Tensor]):
     """An open safetensors file: `metadata`, tensor names and shapes from the checked header;
     `reader[name]` reads one float tensor into fresh memory. Use as a context manager.
 
+    `mapped=True` (for `catsplit.streaming` only) maps the file read-only after the header check
+    and returns tensors that are views of the mapping, without copying (`file_offset` tells where
+    such a view's bytes lie in the file); a tensor whose offset does not suit its dtype, or every
+    tensor where the file cannot be mapped, is read as usual. Views must not outlive the work on
+    the file: a file truncated while they are in use crashes the interpreter (SIGBUS) when they are read.
+
     Raises:
         CatsplitError naming the file and the problem, on open (bad header) or on reading a
         tensor (not a float dtype, file shorter than its header says, no memory).
     """
 
-    def __init__(self, path: str | PathLike):
+    def __init__(self, path: str | PathLike, *, mapped: bool = False):
         self.path = Path(path)
+        self._map: torch.Tensor | None = None
+        self._mmap: mmap.mmap | None = None
         try:
             self._file = open(self.path, "rb")  # noqa: SIM115 - closed by close() / __exit__
         except OSError as exc:
             raise CatsplitError(f"{self.path}: cannot open ({exc.strerror or exc})") from None
         try:
             self.metadata, self._entries, self._data_start = _parse_header(self.path, self._file)
+            if mapped:
+                self._map_file()
         except BaseException:
-            self._file.close()
+            self.close()
             raise
 
+    def _map_file(self) -> None:
+        size = self._data_start + max((e.end for e in self._entries.values()), default=0)  # == the file's size
+        try:
+            self._mmap = mmap.mmap(self._file.fileno(), size, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # a file system that cannot map files: tensors are read as usual
+            return
+        with warnings.catch_warnings():  # read-only on purpose: the views are never written
+            warnings.filterwarnings("ignore", message="The given buffer is not writable")
+            self._map = torch.frombuffer(self._mmap, dtype=torch.uint8)
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def file_offset(self, t: torch.Tensor) -> int | None:
+        """Where a contiguous view of the mapping (`mapped=True`) starts in the file; None for other tensors."""
+        if self._map is None or not t.is_contiguous() or t.device.type != "cpu":
+            return None
+        offset = t.data_ptr() - self._map.data_ptr()
+        return offset if 0 <= offset and offset + t.numel() * t.element_size() <= self._map.numel() else None
+
     def close(self) -> None:
+        self._map = None
+        if self._mmap is not None:
+            try:
+                self._mmap.close()
+            except BufferError:  # views still alive: the mapping goes when the last of them does
+                pass
+            self._mmap = None
         self._file.close()
 
     def __enter__(self) -> SafetensorsReader:
@@ -315,6 +371,9 @@ class SafetensorsReader(Mapping[str, torch.Tensor]):
                 f"({', '.join(HEAD_DTYPES)}). Convert the layer to float before saving it"
             )
         n = e.end - e.begin
+        start = self._data_start + e.begin
+        if self._map is not None and n and start % dtype.itemsize == 0:
+            return self._map[start : start + n].view(dtype).reshape(e.shape)  # zero-copy; misaligned ones are read
         try:
             buf = torch.empty(n, dtype=torch.uint8)
         except (RuntimeError, MemoryError):

@@ -11,7 +11,10 @@ times, two measurements, each in a fresh Python process:
 * plain + fsync: the same, then `fsync` of the written file (for reference: catsplit's save
   fsyncs, so that a crash cannot leave a half-written file under the name);
 * catsplit: `load_head` + `split` of "action0" into 4 subs + `Head.save` (atomic: temp file,
-  fsync, rename) to a new file.
+  fsync, rename) to a new file;
+* split_file: `catsplit.split_file` of the same split (the same bytes; the source memory-mapped and
+  checked, unchanged bytes copied file to file, fsync, rename). Its phases: load = open and check
+  the file, split = the method and the new header, save = writing, fsync and rename.
 
 Time is the wall time of those steps inside the process (interpreter start and imports
 excluded). Memory is the peak resident set of the process during those steps minus its resident
@@ -46,7 +49,7 @@ import numpy as np
 COARSE = "action0"
 SUBS = [f"{COARSE} variant {v}" for v in (0, 1, 2, 3)]
 DTYPES = ("float32", "float16", "bfloat16")
-TASKS = ("plain", "plain_fsync", "catsplit")
+TASKS = ("plain", "plain_fsync", "catsplit", "split_file")
 NAMES = {"plain": "safetensors load_file + save_file", "plain_fsync": "the same + fsync (reference)"}
 
 
@@ -135,6 +138,20 @@ def worker(task: str, src: Path, dst: Path, method: str) -> dict:
             fd = os.open(dst, os.O_RDONLY)
             os.fsync(fd)
             os.close(fd)
+    elif task == "split_file":
+        import catsplit.headfile
+        from catsplit.streaming import open_head_file
+
+        real_write = catsplit.headfile.write_head_file
+
+        def timed_write(*args, **kwargs):  # the write begins: the split phase ends
+            phases["split"] = time.perf_counter() - t0 - phases["load"]
+            return real_write(*args, **kwargs)
+
+        catsplit.headfile.write_head_file = timed_write
+        with open_head_file(src) as source:
+            phases["load"] = time.perf_counter() - t0
+            source.split_to(dst, encoder, COARSE, SUBS, overwrite=True, method=method)
     else:
         head = catsplit.load_head(src)
         phases["load"] = time.perf_counter() - t0
@@ -211,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         print()
         print("| measurement | median s | min s | median phases s | median peak MiB | peak / file size |")
         print("|---|---:|---:|---|---:|---:|")
-        names = {**NAMES, "catsplit": f"load_head + split ({args.method}) + save"}
+        names = {**NAMES, "catsplit": f"load_head + split ({args.method}) + save", "split_file": f"split_file ({args.method})"}
         for t in TASKS:
             phases = ", ".join(f"{k} {v:.2f}" for k, v in phase[t].items())
             print(f"| {names[t]} | {med[t]:.2f} | {fastest[t]:.2f} | {phases} | {mem[t]:.0f} | {mem[t] / size_mib:.2f} |")
@@ -221,6 +238,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"time: catsplit / plain = {ratio:.2f} (goal <= 2: {'met' if ratio <= 2 else 'MISSED'})")
         print(f"memory: catsplit peak / file size = {mratio:.2f} (goal <= 2: {'met' if mratio <= 2 else 'MISSED'})"
               + ("" if exact else " [peak measured without clear_refs: approximate]"))
+        ratio = med["split_file"] / med["plain"]
+        mratio = mem["split_file"] / size_mib
+        print(f"time: split_file / plain = {ratio:.2f} (goal <= 2: {'met' if ratio <= 2 else 'MISSED'})")
+        print(f"memory: split_file peak / file size = {mratio:.2f} (goal <= 2: {'met' if mratio <= 2 else 'MISSED'})")
 
 
 if __name__ == "__main__":
