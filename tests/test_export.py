@@ -478,3 +478,17 @@ def test_missing_onnx_names_the_extra(monkeypatch, tmp_path, heads):
     monkeypatch.setattr(builtins, "__import__", no_onnx)
     with pytest.raises(CatsplitError, match=r"catsplit\[onnx\]"):
         export.to_onnx(None, heads[0], tmp_path / "m.onnx", torch.randn(2, DIM))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, "bfloat16"])
+def test_half_precision_heads_export_in_float32(tmp_path, dtype):
+    head, subs, _, _ = compositional_head(dim=DIM)
+    weight = torch.from_numpy(head.weight.numpy() if hasattr(head.weight, "numpy") else np.asarray(head.weight))
+    weight = weight.to(torch.bfloat16 if dtype == "bfloat16" else torch.float16)
+    half = catsplit.Head(weight=weight, bias=torch.as_tensor(head.bias).to(weight.dtype), labels=head.labels)
+    edited = catsplit.split(half, HashEncoder(), "Pushing something", subs, method="retrieval", mode="hierarchical")
+    path = export.to_onnx(None, edited, tmp_path / "half.onnx", torch.randn(4, DIM))
+    assert {t.data_type for t in onnx.load(str(path)).graph.initializer if t.name.endswith(("weight", "bias"))} == {TensorProto.FLOAT}
+    f = torch.randn(8, DIM)
+    labels, probs = export.predict(export.session(path, "cpu"), f.numpy())
+    np.testing.assert_allclose(probs, edited.probs(f).numpy(), atol=1e-5)
