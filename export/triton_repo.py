@@ -67,6 +67,14 @@ def triton(
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise CatsplitError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+    from onnx.external_data_helper import uses_external_data
+
+    external = [t.name for t in model.graph.initializer if uses_external_data(t)]
+    if external:
+        raise CatsplitError(
+            f"{path} keeps tensors {external[:3]} in external data files; the repository gets one model.onnx. "
+            "Write the model as a single file (to_onnx and edit_onnx do)"
+        )
     labels = output_labels(read_metadata(model), str(path))
     config = config_text(model, name=name, max_batch_size=max_batch_size, instance=instance, count=count, where=str(path))
     if len(model.graph.output) == 1:
