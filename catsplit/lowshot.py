@@ -17,6 +17,7 @@ import torch
 
 from catsplit.errors import CatsplitError
 from catsplit.head import Head, Table, as_tensor, check_finite, label_names
+from catsplit.training import EmaEarlyStop, step_budget
 
 
 @dataclass(frozen=True)
@@ -128,12 +129,10 @@ def finetune(
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(seed)
     n = x.shape[0]
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total = max(1, min(config.max_epochs * steps_per_epoch, config.max_steps))
-    ema = step = 0
-    best, best_epoch, stale, epoch = math.inf, 0, 0, 0
+    _, total, max_epochs = step_budget(n, config.batch_size, config.max_epochs, config.max_steps)
+    stopper = EmaEarlyStop(config.ema, config.patience, config.min_delta, maximize=False)  # on the loss
+    step = epoch = 0
     best_w, best_b = w0.clone(), (b0.clone() if b0 is not None else None)
-    max_epochs = math.ceil(total / steps_per_epoch)
     from catsplit.bench.progress import Progress
 
     bar = Progress(max_epochs, "finetune", enabled=progress)
@@ -149,16 +148,12 @@ def finetune(
             loss.backward()
             opt.step()
             step += 1
-            ema = config.ema * ema + (1 - config.ema) * float(loss.detach())
-        smoothed = ema / (1 - config.ema**step)  # bias-corrected
-        if smoothed < best - config.min_delta:
-            best, best_epoch, stale = smoothed, epoch, 0
+            stopper.update(float(loss.detach()))
+        if stopper.end_epoch(epoch):
             best_w = w.detach().clone()
             best_b = b.detach().clone() if b is not None else None
-        else:
-            stale += 1
-        bar.update(1, postfix=f"loss {smoothed:.4f}, best {best:.4f} @ epoch {best_epoch}")
-        if stale >= config.patience:
+        bar.update(1, postfix=f"loss {stopper.smoothed:.4f}, best {stopper.best:.4f} @ epoch {stopper.best_epoch}")
+        if stopper.stop:
             break
     bar.close()
     new_w = torch.cat([table.weight[:first], best_w.to(head.dtype)])
@@ -168,8 +163,8 @@ def finetune(
     tables[ti] = Table(weight=new_w, bias=new_b, labels=table.labels, parent=table.parent)
     rec = dict(rec)
     rec["finetune"] = {
-        "clips": n, "shots": shots, "seed": seed, "epochs": epoch, "steps": step, "best_epoch": best_epoch,
-        "loss_ema": round(best, 6),
+        "clips": n, "shots": shots, "seed": seed, "epochs": epoch, "steps": step, "best_epoch": stopper.best_epoch,
+        "loss_ema": round(stopper.best, 6),
     }
     return head.evolve(tables=tuple(tables), history=head.history[:-1] + (rec,))
 

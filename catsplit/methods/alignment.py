@@ -18,6 +18,7 @@ from catsplit.config import SplitConfig
 from catsplit.errors import CatsplitError
 from catsplit.methods.context import SplitContext
 from catsplit.text import encode
+from catsplit.training import EmaEarlyStop, step_budget
 
 
 def training_pairs(ctx: SplitContext) -> tuple[list[str], np.ndarray]:
@@ -64,12 +65,10 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, config: SplitConfig, seed: int) -> tup
     model = ModifierMLP(xt.shape[1], config.hidden, yt.shape[1], gen)
     # fused AdamW: the same update as the loop version, ~5x less overhead per step at this size
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total = max(1, min(config.max_epochs * steps_per_epoch, config.max_steps))  # the cosine schedule's horizon
-    epochs = math.ceil(total / steps_per_epoch)  # the last one may be cut short by max_steps
-    ema, best, step = 0.0, -math.inf, 0
+    _, total, epochs = step_budget(n, config.batch_size, config.max_epochs, config.max_steps)  # total: the cosine horizon
+    stopper = EmaEarlyStop(config.ema, config.patience, config.min_delta, maximize=True)  # on the training cosine
+    step = epoch = 0
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
-    best_epoch, stale, epoch = 0, 0, 0
     for epoch in range(1, epochs + 1):
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, config.batch_size):
@@ -83,20 +82,15 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, config: SplitConfig, seed: int) -> tup
             loss.backward()
             opt.step()
             step += 1
-            cos = float(torch.nn.functional.cosine_similarity(pred.detach(), yt[idx], dim=1).mean())
-            ema = config.ema * ema + (1.0 - config.ema) * cos
-        # The EMA runs over steps (bias-corrected as in Adam); it is checked once per epoch.
-        smoothed = ema / (1.0 - config.ema**step)
-        if smoothed > best + config.min_delta:
-            best, best_epoch, stale = smoothed, epoch, 0
+            stopper.update(float(torch.nn.functional.cosine_similarity(pred.detach(), yt[idx], dim=1).mean()))
+        if stopper.end_epoch(epoch):
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
+        elif stopper.stop:
+            break
     model.load_state_dict(best_state)
     model.eval()
-    return model, {"epochs": epoch, "steps": step, "best_epoch": best_epoch, "train_cos_ema": round(best, 6), "pairs": n}
+    info = {"epochs": epoch, "steps": step, "best_epoch": stopper.best_epoch, "train_cos_ema": round(stopper.best, 6), "pairs": n}
+    return model, info
 
 
 def alignment_rows(ctx: SplitContext) -> np.ndarray:

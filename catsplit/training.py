@@ -1,0 +1,49 @@
+"""What the small training loops share (alignment's MLP, fine-tuning of new rows): the step budget
+and early stopping on an exponential moving average of a per-step metric."""
+
+from __future__ import annotations
+
+import math
+
+
+def step_budget(n: int, batch_size: int, max_epochs: int, max_steps: int) -> tuple[int, int, int]:
+    """(steps per epoch, total steps, epochs) for `n` examples; the last epoch may be cut short by max_steps."""
+    steps_per_epoch = math.ceil(n / batch_size)
+    total = max(1, min(max_epochs * steps_per_epoch, max_steps))
+    return steps_per_epoch, total, math.ceil(total / steps_per_epoch)
+
+
+class EmaEarlyStop:
+    """An EMA over steps (bias-corrected, as in Adam), checked once per epoch.
+
+    Args:
+        beta: EMA decay.
+        patience: epochs without an improvement of at least `min_delta` before `stop` is set.
+        min_delta: the smallest change that counts as an improvement.
+        maximize: higher is better (a similarity) rather than lower (a loss).
+    """
+
+    def __init__(self, beta: float, patience: int, min_delta: float, *, maximize: bool) -> None:
+        self.beta, self.patience, self.min_delta, self.maximize = beta, patience, min_delta, maximize
+        self.ema, self.steps = 0.0, 0
+        self.best = -math.inf if maximize else math.inf
+        self.best_epoch = self.stale = 0
+        self.smoothed = math.nan
+
+    def update(self, value: float) -> None:
+        """Add one step's metric."""
+        self.ema = self.beta * self.ema + (1 - self.beta) * value
+        self.steps += 1
+
+    def end_epoch(self, epoch: int) -> bool:
+        """Close an epoch (at least one step must have run); True when it is the best so far."""
+        self.smoothed = self.ema / (1 - self.beta**self.steps)
+        if self.smoothed > self.best + self.min_delta if self.maximize else self.smoothed < self.best - self.min_delta:
+            self.best, self.best_epoch, self.stale = self.smoothed, epoch, 0
+            return True
+        self.stale += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        return self.stale >= self.patience
