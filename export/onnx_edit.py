@@ -18,10 +18,10 @@ import numpy as np
 from catsplit.errors import CatsplitError
 
 from ._deps import require_onnx
+from .exporter import MAX_BYTES
 from .graph import KEY_HEAD, KEY_OUTPUT, PREFIX, head_from_model, head_graph, head_metadata, read_metadata, set_metadata
 
 LABEL_KEYS = ("catsplit.labels", "labels")  # metadata keys read for a foreign model's labels (JSON list)
-MAX_BYTES = 2**31 - 1
 
 
 @dataclass
