@@ -44,6 +44,10 @@ def test_taxonomy_constraints():
     for m in tax.novel:
         owners = {c for c in tax.coarse for f in tax.fine[c] if tax.modifier[f] == m}
         assert len(owners) == 1
+    # every shared modifier belongs to >= 4 actions, so both halves of a partition usually see it
+    for m in shared:
+        owners = {c for c in tax.coarse for f in tax.fine[c] if tax.modifier[f] == m}
+        assert len(owners) >= 4, (m, owners)
     # every action shares most of its modifiers with other actions
     for c in tax.coarse:
         mods = [tax.modifier[f] for f in tax.fine[c]]

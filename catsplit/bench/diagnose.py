@@ -1,0 +1,159 @@
+"""Why zero-shot edits fall short on the rendered world: ``python -m catsplit.bench.diagnose``.
+
+Reads the base models and test features that ``catsplit bench`` cached and measures, per partition:
+
+- consistency: for every modifier that at least two fine (uncollapsed) actions share, the mean
+  pairwise cosine of its modifier vectors ``m_y = w_y - v_g`` across those actions. Alignment and
+  retrieval assume these agree (1.0: one shared direction; 0: unrelated directions).
+- text: the encoder's cosine between the two texts of each opposite direction pair ("from left to
+  right" / "from right to left", ...). Alignment's MLP maps nearly equal inputs to nearly equal
+  rows, so such subs tie whatever the head knows.
+- mean-modifier bound: the generality of ``w_c + mean of the fine half's m_y with exactly the same
+  modifier text`` (novel modifiers: the coarse row), i.e. what alignment would reach if its MLP
+  reproduced those means exactly and told opposite directions apart.
+- generality per modifier family of alignment (seed 0) and of the Text4Vis split.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from catsplit.errors import CatsplitError
+
+#: opposite direction pairs whose texts the encoder should tell apart
+OPPOSITES: Tuple[Tuple[str, str], ...] = (("lr", "rl"), ("up", "down"), ("tow", "away"))
+
+
+def modifier_vectors(weight: np.ndarray, labels: Sequence[str], tax, fine_actions: Sequence[str]
+                     ) -> Dict[str, List[Tuple[str, np.ndarray]]]:
+    """Modifier text -> [(action, m_y [D])] over the fine actions of a base head (m_y = w_y - mean of its group)."""
+    pos = {label: i for i, label in enumerate(labels)}
+    out: Dict[str, List[Tuple[str, np.ndarray]]] = defaultdict(list)
+    for c in fine_actions:
+        rows = np.stack([weight[pos[f]] for f in tax.fine[c]])  # [k, D]
+        prototype = rows.mean(0)
+        for f, row in zip(tax.fine[c], rows):
+            out[tax.modifier[f]].append((c, row - prototype))
+    return dict(out)
+
+
+def consistency(vectors: Dict[str, List[Tuple[str, np.ndarray]]]) -> Dict[str, float]:
+    """Modifier text -> mean pairwise cosine of its vectors across actions (modifiers of >= 2 actions)."""
+    out = {}
+    for m, items in vectors.items():
+        if len(items) < 2:
+            continue
+        unit = [v / max(float(np.linalg.norm(v)), 1e-12) for _, v in items]
+        out[m] = float(np.mean([unit[i] @ unit[j] for i in range(len(unit)) for j in range(i + 1, len(unit))]))
+    return out
+
+
+def mean_modifier_rows(weight: np.ndarray, labels: Sequence[str], coarse: str, subs: Sequence[str], tax,
+                       vectors: Dict[str, List[Tuple[str, np.ndarray]]]) -> Dict[str, np.ndarray]:
+    """Sub -> w_c + mean of the vectors with the sub's exact modifier text (none: w_c)."""
+    w_c = weight[list(labels).index(coarse)]
+    rows = {}
+    for s in subs:
+        found = vectors.get(tax.modifier[s], [])
+        rows[s] = (w_c + np.mean([v for _, v in found], 0) if found else w_c).astype(np.float32)
+    return rows
+
+
+def diagnose(cache_dir: str, encoder, world_config=None, partition_seed: int = 0) -> dict:
+    """All measurements for both partitions (see the module docstring).
+
+    Args:
+        cache_dir: the folder ``catsplit bench`` printed as ``cache`` (holds A-linear.safetensors, ...).
+        encoder: the text encoder the benchmark used.
+        world_config: the world (default: the full preset).
+        partition_seed: the partition seed of the benchmark run.
+
+    Returns:
+        {partition: {"consistency": {...}, "text": {...}, "generality": {method: {family: %}}}}.
+    """
+    import os
+
+    from catsplit.bench import models, world
+    from catsplit.bench.protocol import _with_rows
+    from catsplit.bench.run import text_head_of, world_targets
+    from catsplit.edit import split
+    from catsplit.head import Head
+    from catsplit.text import encode
+
+    wc = world_config or world.WorldConfig()
+    tax = world.taxonomy(wc)
+    parts = dict(zip("AB", world.partition(tax, partition_seed)))
+    needed = [f"{p}-{k}{s}" for p in parts for k in ("linear", "text4vis") for s in (".safetensors", "-features.npz")]
+    missing = [n for n in needed if not os.path.exists(os.path.join(cache_dir, n))]
+    if missing:
+        raise CatsplitError(f"{cache_dir} lacks {missing}; run `catsplit bench` first and pass the cache folder it prints")
+    texts = {k: world.MODIFIERS[k] for pair in OPPOSITES for k in pair}
+    emb = dict(zip(texts, encode(encoder, list(texts.values()))))
+    text_cos = {f"{texts[a]} / {texts[b]}": float(emb[a] @ emb[b]) for a, b in OPPOSITES}
+    family = {world.MODIFIERS[k]: f for k, f in world.MODIFIER_FAMILY.items()}
+    report = {}
+    for p, collapsed in parts.items():
+        fine_actions = [c for c in tax.coarse if c not in collapsed]
+        heads, targets = {}, {}
+        for kind in ("linear", "text4vis"):
+            model, _ = models.load_model(os.path.join(cache_dir, f"{p}-{kind}.safetensors"))
+            ex = models.export_head(model)
+            heads[kind] = (Head(weight=ex["weight"], bias=ex["bias"], labels=ex["labels"]) if kind == "linear"
+                           else text_head_of(ex))
+            with np.load(os.path.join(cache_dir, f"{p}-{kind}-features.npz")) as f:
+                targets[kind] = world_targets(tax, collapsed, {k: f[k] for k in f.files})
+        weight, labels = heads["linear"].tables[0].weight.numpy(), list(heads["linear"].tables[0].labels)
+        vectors = modifier_vectors(weight, labels, tax, fine_actions)
+        hits: Dict[str, Dict[str, List[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+
+        def score(name: str, head: Head, edited: Head, t) -> None:
+            pred = edited.predict(t.features)
+            for y, truth in zip(pred, t.labels):
+                if truth in t.subs:
+                    for key in (family[tax.modifier[truth]], "all"):
+                        hits[name][key][0] += int(y == truth)
+                        hits[name][key][1] += 1
+
+        for t in targets["linear"]:
+            score("alignment", heads["linear"], split(heads["linear"], encoder, t.coarse, t.subs, method="alignment", seed=0), t)
+            rows = mean_modifier_rows(weight, labels, t.coarse, t.subs, tax, vectors)
+            score("mean-modifier bound", heads["linear"],
+                  _with_rows(split(heads["linear"], None, t.coarse, t.subs, method="coarse"), t, rows), t)
+        for t in targets["text4vis"]:
+            score("text4vis", heads["text4vis"], split(heads["text4vis"], encoder, t.coarse, t.subs, method="text"), t)
+        report[p] = {
+            "consistency": consistency(vectors),
+            "text": text_cos,
+            "generality": {name: {fam: 100.0 * c / n for fam, (c, n) in sorted(fams.items())} for name, fams in hits.items()},
+        }
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from catsplit.encoders import load_text_encoder
+
+    ap = argparse.ArgumentParser(prog="python -m catsplit.bench.diagnose", description=__doc__.split("\n\n")[0])
+    ap.add_argument("cache", help="the cache folder `catsplit bench` used (printed in its JSON as config.cache)")
+    ap.add_argument("--encoder", help="text encoder folder; default MiniLM")
+    args = ap.parse_args(argv)
+    report = diagnose(args.cache, load_text_encoder(args.encoder))
+    for p, r in report.items():
+        cons = r["consistency"]
+        print(f"partition {p}: modifier vectors across fine actions, mean pairwise cosine "
+              f"{np.mean(list(cons.values())):.2f} (range {min(cons.values()):.2f} to {max(cons.values()):.2f} "
+              f"over {len(cons)} modifiers)")
+        fams = sorted({f for g in r["generality"].values() for f in g}, key=lambda f: (f == "all", f))
+        print("| generality % by modifier family | " + " | ".join(fams) + " |")
+        print("|---|" + "---:|" * len(fams))
+        for name, g in r["generality"].items():
+            print(f"| {name} | " + " | ".join(f"{g.get(f, float('nan')):.1f}" for f in fams) + " |")
+        print()
+    print("encoder cosine of opposite directions: " + ", ".join(f"{k}: {v:.3f}" for k, v in next(iter(report.values()))["text"].items()))
+
+
+if __name__ == "__main__":
+    main()
