@@ -148,3 +148,16 @@ def test_world_run_end_to_end_and_cached(tmp_path, capsys):
     assert all(m["from_cache"] for m in second["config"]["base_models"].values())
     assert [r["generality"] for r in second["results"]] == [r["generality"] for r in first["results"]]
     assert "partition A" in capsys.readouterr().out
+    # the diagnostics read the same cache
+    from catsplit.bench.diagnose import diagnose
+
+    report = diagnose(second["config"]["cache"], HashEncoder(), world_config=wc)
+    assert set(report) == {"A", "B"}
+    for p, r in report.items():
+        assert set(r["generality"]) == {"alignment", "mean-modifier bound", "text4vis"}
+        assert all(-1.0001 <= c <= 1.0001 for c in r["consistency"].values())
+        for fams in r["generality"].values():
+            assert "all" in fams and all(0.0 <= g <= 100.0 for g in fams.values())
+        # its Text4Vis split is the table's text4vis flat row
+        t4v = [x for x in second["results"] if x["partition"] == p and (x["method"], x["mode"]) == ("text4vis", "flat")][0]
+        assert r["generality"]["text4vis"]["all"] == pytest.approx(t4v["generality"]["mean"])

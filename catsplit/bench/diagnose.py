@@ -110,7 +110,7 @@ def diagnose(cache_dir: str, encoder, world_config=None, partition_seed: int = 0
         vectors = modifier_vectors(weight, labels, tax, fine_actions)
         hits: Dict[str, Dict[str, List[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
 
-        def score(name: str, head: Head, edited: Head, t) -> None:
+        def score(name: str, edited: Head, t) -> None:
             pred = edited.predict(t.features)
             for y, truth in zip(pred, t.labels):
                 if truth in t.subs:
@@ -119,12 +119,11 @@ def diagnose(cache_dir: str, encoder, world_config=None, partition_seed: int = 0
                         hits[name][key][1] += 1
 
         for t in targets["linear"]:
-            score("alignment", heads["linear"], split(heads["linear"], encoder, t.coarse, t.subs, method="alignment", seed=0), t)
+            score("alignment", split(heads["linear"], encoder, t.coarse, t.subs, method="alignment", seed=0), t)
             rows = mean_modifier_rows(weight, labels, t.coarse, t.subs, tax, vectors)
-            score("mean-modifier bound", heads["linear"],
-                  _with_rows(split(heads["linear"], None, t.coarse, t.subs, method="coarse"), t, rows), t)
+            score("mean-modifier bound", _with_rows(split(heads["linear"], None, t.coarse, t.subs, method="coarse"), t, rows), t)
         for t in targets["text4vis"]:
-            score("text4vis", heads["text4vis"], split(heads["text4vis"], encoder, t.coarse, t.subs, method="text"), t)
+            score("text4vis", split(heads["text4vis"], encoder, t.coarse, t.subs, method="text"), t)
         report[p] = {
             "consistency": consistency(vectors),
             "text": text_cos,
