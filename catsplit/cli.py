@@ -184,11 +184,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.annotations:
         if not (args.features and args.head):
             raise CatsplitError("--annotations needs --features FILE and --head HEAD as well")
+        if args.eval_split != "test":
+            raise CatsplitError("--eval-split is for the rendered world; with --annotations the held-out clips are "
+                                "the layout's equivalent_set and unrelated_set (drop --eval-split)")
         run_layout(args.annotations, args.features, args.head, partition=args.partition, seeds=args.seeds or 3,
                    key=args.key, **common)
     else:
         run_world(quick=args.quick, seeds=args.seeds, cache=args.cache, world_seed=args.world_seed,
-                  partition_seed=args.partition_seed, **common)
+                  partition_seed=args.partition_seed, eval_split=args.eval_split, **common)
     return 0
 
 
@@ -274,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", help="cache folder for data, models and features (default: ~/.cache/catsplit)")
     p.add_argument("--world-seed", type=int, default=0)
     p.add_argument("--partition-seed", type=int, default=0)
+    p.add_argument("--eval-split", default="test", choices=["test", "val"],
+                   help="clips the rendered world's table is measured on: test (the results) or val (for choosing "
+                   "a world, model or setting without looking at the test clips)")
     p.add_argument("--annotations", help="the paper's layout: folder with group_scheme.json (real data)")
     p.add_argument("--features", help="with --annotations: safetensors/npz mapping video_path -> feature")
     p.add_argument("--head", help="with --annotations: the partition's base head")

@@ -116,6 +116,10 @@ def test_bench_cli_on_the_layout(layout, monkeypatch, capsys):
     assert data["config"]["partition"] == "A" and data["config"]["targets"] == [COARSE]
     assert [r["method"] for r in data["results"]] == ["coarse", "retrieval", "alignment"]
     assert png.stat().st_size > 1000
+    # --eval-split chooses clips of the rendered world; the layout has its own held-out sets
+    code = main(["bench", "--annotations", str(root / "ann"), "--features", str(root / "feats.npz"),
+                 "--head", str(root / "head.safetensors"), "--eval-split", "val", "--no-progress"])
+    assert code != 0 and "--eval-split is for the rendered world" in capsys.readouterr().err
 
 
 def test_targets_can_be_built_by_hand():
@@ -148,6 +152,15 @@ def test_world_run_end_to_end_and_cached(tmp_path, capsys):
     assert all(m["from_cache"] for m in second["config"]["base_models"].values())
     assert [r["generality"] for r in second["results"]] == [r["generality"] for r in first["results"]]
     assert "partition A" in capsys.readouterr().out
+    # the same protocol on the val clips: other clips, same models (from the cache), recorded in the config
+    val = run_world(eval_split="val", **kw)
+    assert val["config"]["eval_split"] == "val" and all(m["from_cache"] for m in val["config"]["base_models"].values())
+    clips = {r["partition"]: sum(t["clips"] for t in r["seeds"][0]["targets"]) for r in val["results"] if r["method"] == "coarse"}
+    n_subs = {p: sum(len(ACTIONS[a][1]) for a in wc.actions if ACTIONS[a][0] in val["config"]["partitions"][p]) for p in "AB"}
+    assert clips == {p: wc.n_val * n_subs[p] for p in "AB"}
+    assert list((tmp_path / "cache").rglob("A-linear-val-features.npz"))
+    with pytest.raises(CatsplitError, match="eval_split"):
+        run_world(eval_split="train", **kw)
     # the diagnostics read the same cache
     from catsplit.bench.diagnose import diagnose
 

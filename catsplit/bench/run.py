@@ -99,21 +99,22 @@ def default_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "catsplit"
 
 
-def world_targets(tax, collapsed: Sequence[str], feats: dict) -> list:
-    """Targets of a partition: every collapsed action, evaluated on all test clips."""
+def world_targets(tax, collapsed: Sequence[str], feats: dict, split: str = "test") -> list:
+    """Targets of a partition: every collapsed action, evaluated on all clips of `split` (test, or val
+    for choices made before looking at the test clips); `feats` holds "<split>" and "<split>_labels"."""
     import numpy as np
 
     from catsplit.bench.protocol import Target
 
     coarse_of = tax.coarse_of
-    fine_test = [tax.labels[i] for i in feats["test_labels"]]
+    fine_test = [tax.labels[i] for i in feats[f"{split}_labels"]]
     fine_train = [tax.labels[i] for i in feats["train_labels"]]
     targets = []
     for c in collapsed:
         truth = [f if coarse_of[f] == c else (coarse_of[f] if coarse_of[f] in collapsed else f) for f in fine_test]
         mine = np.array([coarse_of[f] == c for f in fine_train])
         targets.append(Target(
-            coarse=c, subs=list(tax.fine[c]), features=feats["test"], labels=truth,
+            coarse=c, subs=list(tax.fine[c]), features=feats[split], labels=truth,
             train_features=feats["train"][mine], train_labels=[f for f, k in zip(fine_train, mine) if k],
         ))
     return targets
@@ -133,7 +134,7 @@ def text_head_of(exported: dict):
 def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | None = None, world_seed: int = 0,
               partition_seed: int = 0, methods: Sequence[str] = (), encoder=None, out: str | None = None,
               plot_path: str | None = None, progress: bool = True, overwrite: bool = False,
-              world_config=None, train_config=None, merge_plot: str | None = None) -> dict:
+              world_config=None, train_config=None, merge_plot: str | None = None, eval_split: str = "test") -> dict:
     """Generate the world, train the base models of both partitions (cached), run the protocol.
 
     Args:
@@ -146,6 +147,8 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
         out, plot_path: results JSON and PNG plot to write.
         merge_plot: PNG of the merge-zs-1shot-<w> rows' generality–locality curve.
         world_config, train_config: override the presets (tests use tiny ones).
+        eval_split: "test" (the results) or "val": the same protocol on the validation clips, for
+            choosing a world, a model or a method setting without looking at the test clips.
     Returns:
         {"config": ..., "results": [...]} as written to `out`.
     """
@@ -157,6 +160,8 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
     from catsplit.bench import models, world
     from catsplit.head import Head
 
+    if eval_split not in ("test", "val"):
+        raise CatsplitError(f"eval_split must be 'test' or 'val', got {eval_split!r}")
     t0 = time.time()
     wc = world_config or (world.WorldConfig.quick(seed=world_seed) if quick else world.WorldConfig(seed=world_seed))
     tc = train_config or (models.TrainConfig.quick() if quick else models.TrainConfig())
@@ -198,8 +203,17 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
                          "test": models.extract_features(model, d["test"].clips), "test_labels": d["test"].labels}
                 np.savez(feats_path.with_suffix(".tmp.npz"), **feats)
                 feats_path.with_suffix(".tmp.npz").replace(feats_path)
+            if eval_split == "val":  # val features live in their own file: test-only runs never pay for them
+                val_path = cache_dir / f"{pname}-{kind}-val-features.npz"
+                if not val_path.exists():
+                    d = data()
+                    np.savez(val_path.with_suffix(".tmp.npz"), val=models.extract_features(model, d["val"].clips),
+                             val_labels=d["val"].labels)
+                    val_path.with_suffix(".tmp.npz").replace(val_path)
+                with np.load(val_path) as f:
+                    feats.update({k: f[k] for k in f.files})
             exported = models.export_head(model)
-            targets = world_targets(tax, collapsed, feats)
+            targets = world_targets(tax, collapsed, feats, eval_split)
             if kind == "linear":
                 head = Head(weight=exported["weight"], bias=exported["bias"], labels=exported["labels"])
                 built = [table_methods.build(n, m, encoder) for n, m in specs]
@@ -213,7 +227,7 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
                 r["partition"] = pname
                 results.append(r)
     config = {
-        "source": "world", "quick": quick, "world": wc.to_dict(), "train": tc.to_dict(), "partition_seed": partition_seed,
+        "source": "world", "quick": quick, "eval_split": eval_split, "world": wc.to_dict(), "train": tc.to_dict(), "partition_seed": partition_seed,
         "partitions": parts, "methods": [f"{n}:{m}" for n, m in specs] + ["text4vis:flat", "text4vis:hierarchical"],
         "seeds": list(range(n_seeds)), "encoder": enc_name, "cache": str(cache_dir), "base_models": base_models,
         "versions": versions(), "seconds": round(time.time() - t0, 1),
@@ -221,7 +235,8 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
     data_out = {"config": config, "results": results}
     for pname in parts:
         rows = [r for r in results if r["partition"] == pname]
-        print(markdown_table(rows, f"partition {pname}: {len(parts[pname])} targets"))
+        on = "" if eval_split == "test" else ", measured on the VAL clips"
+        print(markdown_table(rows, f"partition {pname}: {len(parts[pname])} targets{on}"))
         print()
     print("base models (top-1 %, mixed-granularity labels): " + ", ".join(
         f"{k} val {v['val_acc']:.1f} / test {v['test_acc']:.1f}" for k, v in base_models.items()))
