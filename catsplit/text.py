@@ -49,6 +49,40 @@ def encode(encoder: TextEncoder, texts: Sequence[str]) -> np.ndarray:
     return emb[[index[t] for t in texts]]
 
 
+NEAR_DUPLICATE = 0.97  # cosine above which an encoder barely tells two different texts apart
+
+
+def warn_near_duplicates(texts: Sequence[str], emb: np.ndarray, labels: Sequence[str], method: str) -> list:
+    """Warn when the encoder gives two different texts nearly the same embedding.
+
+    A method that reads only these embeddings then gives both labels nearly the same row, so they
+    tie. MiniLM, for one, puts "from left to right" and "from right to left" at cosine 0.987.
+
+    Args:
+        texts: the k texts the method embeds for the new labels (modifiers or whole labels).
+        emb: their unit embeddings [k, E].
+        labels: the k labels they belong to (named in the warning).
+        method: the method's name (named in the warning).
+
+    Returns:
+        [(label_i, label_j, cosine)] for every pair at or above NEAR_DUPLICATE with different texts.
+    """
+    import warnings
+
+    cos = np.asarray(emb, dtype=np.float64) @ np.asarray(emb, dtype=np.float64).T  # [k, k]
+    pairs = [(labels[i], labels[j], round(float(cos[i, j]), 4)) for i in range(len(texts))
+             for j in range(i + 1, len(texts)) if texts[i] != texts[j] and cos[i, j] >= NEAR_DUPLICATE]
+    if pairs:
+        shown = "; ".join(f"{a!r} / {b!r} ({c:.3f})" for a, b, c in pairs[:3]) + (" ..." if len(pairs) > 3 else "")
+        warnings.warn(
+            f"method={method!r}: the text encoder barely tells these apart (cosine >= {NEAR_DUPLICATE}), so they "
+            f"get nearly the same row and will mostly tie: {shown}. Use method='retrieval' (it matches modifier "
+            "text exactly) or a text encoder that separates them",
+            UserWarning, stacklevel=5,  # warn <- method <- plan_split <- split <- the caller
+        )
+    return pairs
+
+
 def with_templates(encoder: TextEncoder, labels: Sequence[str], templates: Sequence[str] | None) -> np.ndarray:
     """Label embeddings averaged over prompt templates ("a video of a person {}."), re-normalised -> [N, E]."""
     if not templates:

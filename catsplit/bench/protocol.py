@@ -89,9 +89,14 @@ def run_protocol(head: Head, targets: Sequence[Target], methods: Sequence[Method
     """Every method over every target and seed -> results entries, in the order of `methods`."""
     from catsplit.bench.progress import Progress
 
+    import warnings
+
     n = sum(len(targets) * (1 if m.deterministic else len(seeds)) for m in methods)
     results = []
-    with Progress(n, desc, enabled=progress) as bar:
+    with Progress(n, desc, enabled=progress) as bar, warnings.catch_warnings():
+        # the table measures what near-duplicate texts cost; warning about them at every edit is noise
+        # (python -m catsplit.bench.diagnose reports the encoder's cosines)
+        warnings.filterwarnings("ignore", message=r"method=.*barely tells these apart", category=UserWarning)
         for m in methods:
             results.append(run_method(head, targets, m, seeds[:1] if m.deterministic else seeds, bar))
     return results
