@@ -79,7 +79,7 @@ def diagnose(cache_dir: str, encoder, world_config=None, partition_seed: int = 0
 
     from catsplit.bench import models, world
     from catsplit.bench.protocol import _with_rows
-    from catsplit.bench.run import text_head_of, world_targets
+    from catsplit.bench.run import base_head, world_targets
     from catsplit.edit import split
     from catsplit.head import Head
     from catsplit.text import encode
@@ -100,10 +100,7 @@ def diagnose(cache_dir: str, encoder, world_config=None, partition_seed: int = 0
         fine_actions = [c for c in tax.coarse if c not in collapsed]
         heads, targets = {}, {}
         for kind in ("linear", "text4vis"):
-            model, _ = models.load_model(os.path.join(cache_dir, f"{p}-{kind}.safetensors"))
-            ex = models.export_head(model)
-            heads[kind] = (Head(weight=ex["weight"], bias=ex["bias"], labels=ex["labels"]) if kind == "linear"
-                           else text_head_of(ex))
+            heads[kind] = base_head(models.load_model(os.path.join(cache_dir, f"{p}-{kind}.safetensors"))[0], kind)
             with np.load(os.path.join(cache_dir, f"{p}-{kind}-features.npz")) as f:
                 targets[kind] = world_targets(tax, collapsed, {k: f[k] for k in f.files})
         weight, labels = heads["linear"].tables[0].weight.numpy(), list(heads["linear"].tables[0].labels)

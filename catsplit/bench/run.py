@@ -131,6 +131,29 @@ def text_head_of(exported: dict):
                 templates=tuple(exported["templates"]))
 
 
+def base_head(model, kind: str):
+    """The catsplit Head of a trained base model: plain linear, or a text head for the Text4Vis model."""
+    from catsplit.bench import models
+    from catsplit.head import Head
+
+    exported = models.export_head(model)
+    if kind == "linear":
+        return Head(weight=exported["weight"], bias=exported["bias"], labels=exported["labels"])
+    return text_head_of(exported)
+
+
+def cached_features(path: Path, make) -> dict:
+    """The arrays of an .npz cache file; if it is missing, `make()` them and write it (temp file, then rename)."""
+    import numpy as np
+
+    if not path.exists():
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **make())
+        tmp.replace(path)
+    with np.load(path) as f:
+        return {k: f[k] for k in f.files}
+
+
 def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | None = None, world_seed: int = 0,
               partition_seed: int = 0, methods: Sequence[str] = (), encoder=None, out: str | None = None,
               plot_path: str | None = None, progress: bool = True, overwrite: bool = False,
@@ -155,10 +178,7 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
     import hashlib
     import json
 
-    import numpy as np
-
     from catsplit.bench import models, world
-    from catsplit.head import Head
 
     if eval_split not in ("test", "val"):
         raise CatsplitError(f"eval_split must be 'test' or 'val', got {eval_split!r}")
@@ -193,32 +213,21 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
                 lambda kind=kind, collapsed=collapsed: models.train_base(data(), collapsed, kind, tc, encoder, progress), tc)
             base_models[f"{pname}-{kind}"] = {"val_acc": 100 * report.val_acc, "test_acc": 100 * report.test_acc,
                                               "labels": len(report.labels), "from_cache": cached}
-            feats_path = cache_dir / f"{pname}-{kind}-features.npz"
-            if feats_path.exists():
-                with np.load(feats_path) as f:
-                    feats = {k: f[k] for k in f.files}
-            else:
+            def features_of(*splits, model=model):
                 d = data()
-                feats = {"train": models.extract_features(model, d["train"].clips), "train_labels": d["train"].labels,
-                         "test": models.extract_features(model, d["test"].clips), "test_labels": d["test"].labels}
-                np.savez(feats_path.with_suffix(".tmp.npz"), **feats)
-                feats_path.with_suffix(".tmp.npz").replace(feats_path)
+                out = {}
+                for sp in splits:
+                    out[sp], out[f"{sp}_labels"] = models.extract_features(model, d[sp].clips), d[sp].labels
+                return out
+
+            feats = cached_features(cache_dir / f"{pname}-{kind}-features.npz", lambda: features_of("train", "test"))
             if eval_split == "val":  # val features live in their own file: test-only runs never pay for them
-                val_path = cache_dir / f"{pname}-{kind}-val-features.npz"
-                if not val_path.exists():
-                    d = data()
-                    np.savez(val_path.with_suffix(".tmp.npz"), val=models.extract_features(model, d["val"].clips),
-                             val_labels=d["val"].labels)
-                    val_path.with_suffix(".tmp.npz").replace(val_path)
-                with np.load(val_path) as f:
-                    feats.update({k: f[k] for k in f.files})
-            exported = models.export_head(model)
+                feats.update(cached_features(cache_dir / f"{pname}-{kind}-val-features.npz", lambda: features_of("val")))
+            head = base_head(model, kind)
             targets = world_targets(tax, collapsed, feats, eval_split)
             if kind == "linear":
-                head = Head(weight=exported["weight"], bias=exported["bias"], labels=exported["labels"])
                 built = [table_methods.build(n, m, encoder) for n, m in specs]
             else:
-                head = text_head_of(exported)
                 built = [table_methods.zero_shot("text", mode, encoder) for mode in ("flat", "hierarchical")]
                 for b in built:
                     b.name = "text4vis"
