@@ -52,6 +52,10 @@ def encode(encoder: TextEncoder, texts: Sequence[str]) -> np.ndarray:
 NEAR_DUPLICATE = 0.97  # cosine above which an encoder barely tells two different texts apart
 
 
+class NearDuplicateWarning(UserWarning):
+    """The text encoder gives two different new labels nearly the same embedding (see warn_near_duplicates)."""
+
+
 def warn_near_duplicates(texts: Sequence[str], emb: np.ndarray, labels: Sequence[str], method: str) -> list:
     """Warn when the encoder gives two different texts nearly the same embedding.
 
@@ -78,7 +82,7 @@ def warn_near_duplicates(texts: Sequence[str], emb: np.ndarray, labels: Sequence
             f"method={method!r}: the text encoder barely tells these apart (cosine >= {NEAR_DUPLICATE}), so they "
             f"get nearly the same row and will mostly tie: {shown}. Use method='retrieval' (it matches modifier "
             "text exactly) or a text encoder that separates them",
-            UserWarning, stacklevel=5,  # warn <- method <- plan_split <- split <- the caller
+            NearDuplicateWarning, stacklevel=5,  # warn <- method <- plan_split <- split <- the caller
         )
     return pairs
 

@@ -152,6 +152,7 @@ def test_subs_the_encoder_cannot_tell_apart_are_named_in_a_warning(encoder, head
         with pytest.warns(UserWarning, match="barely tells these apart") as caught:
             edited = catsplit.split(head, encoder, COARSE, subs, method=method)
         message = str(caught[0].message)
+        assert caught[0].category is catsplit.text.NearDuplicateWarning  # filterable by category
         assert repr(lr) in message and repr(rl) in message and f"method={method!r}" in message
         assert "method='retrieval'" in message
         assert caught[0].filename == __file__  # points at the caller's split(...)

@@ -91,12 +91,14 @@ def run_protocol(head: Head, targets: Sequence[Target], methods: Sequence[Method
 
     import warnings
 
+    from catsplit.text import NearDuplicateWarning
+
     n = sum(len(targets) * (1 if m.deterministic else len(seeds)) for m in methods)
     results = []
     with Progress(n, desc, enabled=progress) as bar, warnings.catch_warnings():
         # the table measures what near-duplicate texts cost; warning about them at every edit is noise
         # (python -m catsplit.bench.diagnose reports the encoder's cosines)
-        warnings.filterwarnings("ignore", message=r"method=.*barely tells these apart", category=UserWarning)
+        warnings.simplefilter("ignore", NearDuplicateWarning)
         for m in methods:
             results.append(run_method(head, targets, m, seeds[:1] if m.deterministic else seeds, bar))
     return results
