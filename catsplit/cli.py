@@ -184,6 +184,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.annotations:
         if not (args.features and args.head):
             raise CatsplitError("--annotations needs --features FILE and --head HEAD as well")
+        given = [f for f, v in (("--world-option", args.world_option), ("--train-option", args.train_option)) if v]
+        if given:
+            raise CatsplitError("--world-option and --train-option apply to the rendered world and its base models; "
+                                f"with --annotations your features and head are used as they are (drop {' and '.join(given)})")
         if args.eval_split != "test":
             raise CatsplitError("--eval-split is for the rendered world; with --annotations the held-out clips are "
                                 "the layout's equivalent_set and unrelated_set (drop --eval-split)")
@@ -191,7 +195,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                    key=args.key, **common)
     else:
         run_world(quick=args.quick, seeds=args.seeds, cache=args.cache, world_seed=args.world_seed,
-                  partition_seed=args.partition_seed, eval_split=args.eval_split, **common)
+                  partition_seed=args.partition_seed, eval_split=args.eval_split,
+                  world_options=args.world_option or (), train_options=args.train_option or (), **common)
     return 0
 
 
@@ -280,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-split", default="test", choices=["test", "val"],
                    help="clips the rendered world's table is measured on: test (the results) or val (for choosing "
                    "a world, model or setting without looking at the test clips)")
+    p.add_argument("--world-option", nargs="+", metavar="KEY=VALUE",
+                   help="change fields of the rendered world, e.g. noise=10 max_distractors=3 (keys: "
+                   "catsplit.bench.world.WorldConfig); variants get their own cache folder")
+    p.add_argument("--train-option", nargs="+", metavar="KEY=VALUE",
+                   help="change fields of the base models' training, e.g. dim=128 multiscale=true (keys: "
+                   "catsplit.bench.models.TrainConfig)")
     p.add_argument("--annotations", help="the paper's layout: folder with group_scheme.json (real data)")
     p.add_argument("--features", help="with --annotations: safetensors/npz mapping video_path -> feature")
     p.add_argument("--head", help="with --annotations: the partition's base head")

@@ -161,6 +161,12 @@ def test_world_run_end_to_end_and_cached(tmp_path, capsys):
     assert list((tmp_path / "cache").rglob("A-linear-val-features.npz"))
     with pytest.raises(CatsplitError, match="eval_split"):
         run_world(eval_split="train", **kw)
+    # a variant of the world and of the training: recorded, trained into its own cache folder
+    variant = run_world(world_options=["noise=0"], train_options=["dim=16"], **kw)
+    assert variant["config"]["world"]["noise"] == 0 and variant["config"]["train"]["dim"] == 16
+    assert variant["config"]["world"]["n_train"] == 4  # applied on top of the given configuration
+    assert variant["config"]["cache"] != second["config"]["cache"]
+    assert not any(m["from_cache"] for m in variant["config"]["base_models"].values())
     # the diagnostics read the same cache
     from catsplit.bench.diagnose import diagnose
 

@@ -157,7 +157,8 @@ def cached_features(path: Path, make) -> dict:
 def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | None = None, world_seed: int = 0,
               partition_seed: int = 0, methods: Sequence[str] = (), encoder=None, out: str | None = None,
               plot_path: str | None = None, progress: bool = True, overwrite: bool = False,
-              world_config=None, train_config=None, merge_plot: str | None = None, eval_split: str = "test") -> dict:
+              world_config=None, train_config=None, merge_plot: str | None = None, eval_split: str = "test",
+              world_options: Sequence[str] = (), train_options: Sequence[str] = ()) -> dict:
     """Generate the world, train the base models of both partitions (cached), run the protocol.
 
     Args:
@@ -169,7 +170,9 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
         encoder: text encoder (the label texts of the Text4Vis model and the zero-shot methods).
         out, plot_path: results JSON and PNG plot to write.
         merge_plot: PNG of the merge-zs-1shot-<w> rows' generality–locality curve.
-        world_config, train_config: override the presets (tests use tiny ones).
+        world_config, train_config: replace the presets (tests use tiny ones).
+        world_options, train_options: "key=value" changes to single fields of the world / training
+            configuration (CLI --world-option / --train-option); the world's seed is `world_seed`.
         eval_split: "test" (the results) or "val": the same protocol on the validation clips, for
             choosing a world, a model or a method setting without looking at the test clips.
     Returns:
@@ -179,12 +182,17 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
     import json
 
     from catsplit.bench import models, world
+    from catsplit.bench.options import override
 
     if eval_split not in ("test", "val"):
         raise CatsplitError(f"eval_split must be 'test' or 'val', got {eval_split!r}")
     t0 = time.time()
     wc = world_config or (world.WorldConfig.quick(seed=world_seed) if quick else world.WorldConfig(seed=world_seed))
     tc = train_config or (models.TrainConfig.quick() if quick else models.TrainConfig())
+    if any(o.partition("=")[0].strip() == "seed" for o in world_options):
+        raise CatsplitError("--world-option seed=...: the world's seed has its own flag; use --world-seed")
+    wc = override(wc, world_options, "--world-option")
+    tc = override(tc, train_options, "--train-option")
     n_seeds = seeds or (1 if quick else 3)
     enc_name = getattr(encoder, "name", type(encoder).__name__)
     key = hashlib.sha256(json.dumps({"world": wc.key(), "train": tc.to_dict(), "partition_seed": partition_seed,
