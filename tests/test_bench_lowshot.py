@@ -80,7 +80,8 @@ def test_merge_curve_plot(tmp_path):
     curves = merge_curves(results)
     assert list(curves) == ["A", "B"] and [w for w, _ in curves["A"]] == [0.0, 0.5, 1.0]
     curve_plot(results, tmp_path / "merge.png")
-    assert (tmp_path / "merge.png").stat().st_size > 1000
+    assert (tmp_path / "merge.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # a PNG, though written via a temp name
+    assert [p.name for p in tmp_path.iterdir()] == ["merge.png"]  # and no temp file left behind
     with pytest.raises(CatsplitError, match="no merge-zs-1shot"):
         curve_plot(results[-1:], tmp_path / "none.png")
 

@@ -85,6 +85,14 @@ def test_protocol_on_the_layout(layout):
     assert table.count("\n") == len(results) + 1 and "| retrieval | flat |" in table
 
 
+def test_write_layout_never_writes_into_a_used_folder(layout):
+    root, _, _ = layout
+    before = sorted(p.name for p in (root / "ann").rglob("*"))
+    with pytest.raises(CatsplitError, match="not an empty folder"):
+        write_layout(root / "ann", {}, {"A": []}, {}, {})
+    assert sorted(p.name for p in (root / "ann").rglob("*")) == before
+
+
 def test_layout_errors(layout):
     root, head, _ = layout
     other = catsplit.Head(weight=head.weight, bias=head.bias, labels=list(reversed(head.labels)))

@@ -134,7 +134,7 @@ def read_layout(annotations: str | Path, features: str | Path | Mapping[str, np.
 
 def write_layout(root: str | Path, group_scheme: Mapping[str, Sequence[str]], partitions: Mapping[str, Sequence[str]],
                  base_labels: Mapping[str, Sequence[str]], sets: Mapping[tuple[str, str, str], Sequence[tuple[str, int]]]) -> None:
-    """Write a layout (used by tests and by `catsplit bench --export-layout`).
+    """Write a layout in the paper's format (the tests build theirs with it) into a new or empty folder.
 
     Args:
         root: output folder.
@@ -144,6 +144,8 @@ def write_layout(root: str | Path, group_scheme: Mapping[str, Sequence[str]], pa
         sets: (partition, coarse, "ft_set" | "equivalent_set" | "unrelated_set") -> rows (video_path, index).
     """
     root = Path(root)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise CatsplitError(f"{root} exists and is not an empty folder; write the layout into a new folder")
     root.mkdir(parents=True, exist_ok=True)
     (root / "group_scheme.json").write_text(json.dumps({"group_scheme": dict(group_scheme), **dict(partitions)}, indent=1))
     for p, labels in base_labels.items():

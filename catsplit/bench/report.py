@@ -70,11 +70,18 @@ def merge_curves(results: Sequence[dict]) -> dict[str, list[tuple[float, dict]]]
 
 
 def _save(fig, plt, path: str | Path) -> None:
+    """Write the figure atomically (a failed savefig leaves no half-written PNG). Whether an existing
+    file may be replaced is decided before the run (`check_outputs`, --overwrite), so here it is."""
+    from catsplit.atomic import atomic_path
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_path(path, overwrite=True, example="plot.png") as tmp:
+            fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(fig)
 
 
 def curve_plot(results: Sequence[dict], path: str | Path, title: str = "merge of a zero-shot and a one-shot head") -> None:
