@@ -12,6 +12,8 @@ import argparse
 import importlib
 import importlib.util
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,7 @@ def load_backbone(spec: str, weights: str | None = None, prefix: str = "") -> An
             module = importlib.util.module_from_spec(loader)
             loader.loader.exec_module(module)
         else:
-            module = importlib.import_module(where)
+            module = _import_from_cwd(where)
     except ImportError as exc:
         raise CatsplitError(f"cannot import {where!r} for --backbone: {exc}") from None
     if not hasattr(module, attr):
@@ -63,6 +65,19 @@ def load_backbone(spec: str, weights: str | None = None, prefix: str = "") -> An
         except RuntimeError as exc:
             raise CatsplitError(f"--backbone-weights {weights} do not fit {spec}: {str(exc).splitlines()[0]}") from None
     return backbone.eval()
+
+
+def _import_from_cwd(name: str) -> Any:
+    """Import a module as `python -m` would: the current folder first on sys.path (the console script lacks it)."""
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
 
 
 def _read_state(path: Path) -> dict:
@@ -143,6 +158,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from catsplit.export import predict, session
 
+    if args.top < 1:
+        raise CatsplitError(f"--top must be at least 1 (labels shown per clip), got {args.top}")
     sess = session(args.model, args.device, strict=args.strict)
     labels, probs = predict(sess, read_batch(args.input), batch_size=args.batch_size)
     names = json.loads(sess.get_modelmeta().custom_metadata_map["catsplit.labels"])

@@ -40,13 +40,13 @@ def to_onnx(
     """Export `backbone` followed by `head` as one ONNX file.
 
     Args:
-        backbone: a torch.nn.Module mapping a batch of clips to features [N, head.dim];
-            None exports the head alone (input: features [N, D]).
+        backbone: a torch.nn.Module mapping a batch of clips to float32 features [N, head.dim];
+            None exports the head alone (input: float32 features [N, D]).
         head: a catsplit.Head (flat or hierarchical, linear or text).
         path: the .onnx file to write (atomically; an existing file only with overwrite=True).
         example_input: a batch of clips for tracing (torch tensor or numpy); a batch of 1 is
-            repeated to 2 so the batch axis stays dynamic.
-        opset: ONNX opset (default: the torch exporter's; 17 for a head alone).
+            repeated to 2 so the batch axis stays dynamic. Without a backbone: features, cast to float32.
+        opset: ONNX opset, 7 to onnx's newest (default: the torch exporter's; 17 for a head alone).
         verify: run onnx.checker (full check), then onnxruntime on the example input, a batch of
             1 and an odd batch, and compare with torch: max |difference| <= 1e-4 and identical top-1.
         input_name: name of the graph input.
@@ -62,6 +62,9 @@ def to_onnx(
     from catsplit.head import Head
 
     onnx = require_onnx()
+    newest = onnx.defs.onnx_opset_version()
+    if opset is not None and (isinstance(opset, bool) or not isinstance(opset, int) or not 7 <= opset <= newest):
+        raise CatsplitError(f"opset must be an integer from 7 to {newest} (this onnx's newest), got {opset!r}; or leave it out")
     if not isinstance(head, Head):
         raise CatsplitError(f"to_onnx needs a catsplit.Head, got {type(head).__name__}; load one with catsplit.load_head")
     check_destination(path, overwrite=overwrite, example="model.onnx")
@@ -71,6 +74,7 @@ def to_onnx(
     example = _as_tensor(example_input)
     if example.ndim < 1 or example.shape[0] < 1:
         raise CatsplitError(f"example_input must be a batch [N, ...] with N >= 1, got shape {tuple(example.shape)}")
+    given = f"shape {tuple(example.shape)} and dtype {_dtype(example.dtype)}"  # for errors, before the repeat below
     if example.shape[0] == 1:
         example = example.repeat(2, *([1] * (example.ndim - 1)))  # a traced batch of 1 would be baked in
 
@@ -79,17 +83,32 @@ def to_onnx(
             raise CatsplitError(
                 f"without a backbone the input is features [N, {head.dim}]; example_input has shape {tuple(example.shape)}"
             )
+        if not example.is_floating_point():
+            raise CatsplitError(f"without a backbone the input is float32 features; example_input has dtype {_dtype(example.dtype)}")
+        example = example.float()  # the graph's input is float32: float64 / float16 examples are cast
         model = _features_model(onnx, input_name, head.dim, opset or HEAD_ONLY_OPSET)
     else:
         if not isinstance(backbone, torch.nn.Module):
             raise CatsplitError(f"backbone must be a torch.nn.Module, got {type(backbone).__name__}")
         backbone.eval()
-        with torch.no_grad():
-            features = backbone(example)
+        try:
+            with torch.no_grad():
+                features = backbone(example)
+        except Exception as exc:  # the backbone's own error, which says little about the example
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CatsplitError(
+                f"the backbone fails on example_input of {given} ({type(exc).__name__}: {first}); give an example batch "
+                "of the shape and dtype the backbone takes (CLI: --example-shape, --example-dtype)"
+            ) from exc
         if not isinstance(features, torch.Tensor) or features.ndim != 2 or features.shape[1] != head.dim:
             shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
             raise CatsplitError(
                 f"the backbone must return features [N, {head.dim}] (the head's dim); it returned {shape}"
+            )
+        if features.dtype != torch.float32:  # the head's nodes are float32; ONNX does not mix types
+            raise CatsplitError(
+                f"the backbone returns {_dtype(features.dtype)} features; the head takes float32: end the backbone's "
+                "forward with .float()"
             )
         model = _export_backbone(backbone, example, input_name, opset)
 
@@ -129,11 +148,14 @@ def check_model(path: str | os.PathLike, backbone: Any, head: Any, example: Any)
     ort = require_onnxruntime()
     try:
         onnx.checker.check_model(str(path), full_check=True)
-    except onnx.checker.ValidationError as exc:
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise CatsplitError(f"the exported model fails onnx.checker: {str(exc).splitlines()[0]}") from None
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own Fail/InvalidGraph/...: e.g. an opset newer than it supports
+        raise CatsplitError(f"onnxruntime cannot load the exported model: {str(exc).strip().splitlines()[0]}") from None
     name = session.get_inputs()[0].name
     example = _as_tensor(example)
     n = example.shape[0]
@@ -143,7 +165,12 @@ def check_model(path: str | os.PathLike, backbone: Any, head: Any, example: Any)
             features = batch if backbone is None else backbone(batch)
             reference = head.probs(features) if head.is_hierarchical else head.logits(features)
             top1 = head.predict_index(features)
-        got = session.run(None, {name: batch.numpy()})[0]
+        try:
+            got = session.run(None, {name: batch.numpy()})[0]
+        except Exception as exc:  # e.g. a node this onnxruntime implements differently at the opset asked for
+            raise CatsplitError(
+                f"onnxruntime cannot run the exported model on a batch of {len(batch)}: {str(exc).strip().splitlines()[0]}"
+            ) from None
         if got.shape != tuple(reference.shape):
             raise CatsplitError(f"onnxruntime gave shape {got.shape} for a batch of {len(batch)}, torch {tuple(reference.shape)}")
         diff = np.abs(got - reference.numpy())
@@ -166,6 +193,10 @@ def check_model(path: str | os.PathLike, backbone: Any, head: Any, example: Any)
             )
 
 
+def _dtype(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def _as_tensor(x: Any) -> Any:
     import torch
 
@@ -182,8 +213,9 @@ def _features_model(onnx: Any, input_name: str, dim: int, opset: int) -> Any:
     x = onnx.helper.make_tensor_value_info(input_name, onnx.TensorProto.FLOAT, ["batch", dim])
     graph = onnx.helper.make_graph([], "catsplit_head", [x], [x])
     opsets = [onnx.helper.make_opsetid("", opset)]
-    # The lowest IR version that carries this opset: onnx's default may be newer than onnxruntime reads.
-    ir_version = onnx.helper.find_min_ir_version_for(opsets)
+    # The lowest IR version that carries this opset (onnx's default may be newer than onnxruntime reads), but at
+    # least 4: before IR 4 every initializer must also be a graph input (opsets 7 and 8 would get IR 3).
+    ir_version = max(onnx.helper.find_min_ir_version_for(opsets), 4)
     return onnx.helper.make_model(graph, opset_imports=opsets, producer_name="catsplit", ir_version=ir_version)
 
 

@@ -3,7 +3,7 @@
 Flat linear head:   logits = Gemm(features, W, b)                                  # one node
 Text head:          logits = Gemm(normalize(features), scale * normalize(W), b)
 Hierarchical head:  p_0 = Softmax(Gemm_0(features))                               # base table
-                    p_t = Softmax(Gemm_t(features)) * p_parent[:, gate column]   # each sub-table
+                    p_t = Softmax(Gemm_t(features)) * p_parent[:, [gate]]       # each sub-table (Gather)
                     out = Concat(p_t[:, non-gate columns] for every table)       # Head.labels order
 
 The tensors and the head's description are stored so that `head_from_model` rebuilds the Head
@@ -84,7 +84,10 @@ def head_graph(head: Any, features: str, output: str, *, opset: int, output_kind
             norm = add("ReduceL2", [x, const("axes", np.array([1], np.int64))], name("norm"), keepdims=1)
         else:
             norm = add("ReduceL2", [x], name("norm"), axes=[1], keepdims=1)
-        norm = add("Max", [norm, const("eps", np.array(EPS, np.float32))], name("norm_eps"))
+        if opset >= 8:
+            norm = add("Max", [norm, const("eps", np.array(EPS, np.float32))], name("norm_eps"))
+        else:  # Max broadcasts only from opset 8 on; Clip takes its minimum as an attribute before 11
+            norm = add("Clip", [norm], name("norm_eps"), min=EPS)
         x = add("Div", [features, norm], name("features_normalised"))
 
     tables = []
@@ -100,6 +103,8 @@ def head_graph(head: Any, features: str, output: str, *, opset: int, output_kind
         if t.bias is not None:
             stored["bias"] = const(f"t{ti}/bias", t.bias.detach().to(torch.float32).numpy())
             inputs.append(stored["bias"])
+        elif opset < 11:  # Gemm's bias input is optional only from opset 11 on
+            inputs.append(const(f"t{ti}/zero_bias", np.zeros(len(t.labels), np.float32)))
         tables.append(stored)
         if not head.is_hierarchical:
             add("Gemm", inputs, output, transB=1)
@@ -108,13 +113,8 @@ def head_graph(head: Any, features: str, output: str, *, opset: int, output_kind
         p = add("Softmax", [z], name(f"t{ti}/softmax"), axis=1)
         if t.parent is not None:  # p(sub) = p(gate) * softmax(sub logits)
             src, col = probs[t.parent]
-            gate = add(
-                "Slice",
-                [src, const(f"t{ti}/gate_start", np.array([col], np.int64)),
-                 const(f"t{ti}/gate_end", np.array([col + 1], np.int64)),
-                 const(f"t{ti}/gate_axis", np.array([1], np.int64))],
-                name(f"t{ti}/gate"),
-            )  # [N, 1]
+            # Gather of one index keeps the axis: [N, 1]. Unlike a 4-input Slice (opset >= 10) it works at every opset.
+            gate = add("Gather", [src, const(f"t{ti}/gate_index", np.array([col], np.int64))], name(f"t{ti}/gate"), axis=1)
             p = add("Mul", [p, gate], name(f"t{ti}/probabilities"))
         for j, lab in enumerate(t.labels):
             probs[lab] = (p, j)

@@ -107,6 +107,10 @@ def edit_onnx(
         new = head_graph(edited, features, output, opset=opset, output_kind=model_kind)
     _replace_nodes(model, old, new.nodes, dropped_inits)
     graph.initializer.extend(new.initializers)
+    if model.ir_version < 4:  # before IR 4 every initializer must also be listed as a graph input
+        graph.input.extend(
+            onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in new.initializers
+        )
     _fix_output_shapes(model, output, edited.num_classes)
     props = head_metadata(edited, new)
     props[KEY_OUTPUT] = model_kind
@@ -117,7 +121,7 @@ def edit_onnx(
     data = model.SerializeToString()
     try:
         onnx.checker.check_model(model, full_check=True)
-    except onnx.checker.ValidationError as exc:
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise CatsplitError(f"the edited model fails onnx.checker: {str(exc).splitlines()[0]}") from None
     with atomic_path(dst, overwrite=overwrite, example="model.onnx") as tmp:
         tmp.write_bytes(data)
@@ -160,7 +164,7 @@ def find_classifier(model: Any, num_classes: int, *, node: str | None = None, wh
     bias initializer. With several candidates the one whose output is a graph output (or feeds
     one Softmax that is) wins; `node=` names it outright.
     """
-    from onnx import numpy_helper
+    from onnx import TensorProto, numpy_helper
 
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
@@ -199,7 +203,7 @@ def find_classifier(model: Any, num_classes: int, *, node: str | None = None, wh
                 continue  # a bias computed at run time cannot be edited
             w = w * attr(n, "alpha", 1.0)
             if bias is not None:
-                bias = np.broadcast_to(bias * attr(n, "beta", 1.0), (num_classes,)).copy()
+                bias = np.broadcast_to(bias.reshape(-1) * attr(n, "beta", 1.0), (num_classes,)).copy()  # [C], [1, C] or [1]
             owned = [i for i in n.input[1:] if i in inits]
             found.append(Classifier([n], n.input[0], n.output[0], np.ascontiguousarray(w), bias, owned))
         elif n.op_type == "MatMul" and n.input[1] in inits:
@@ -246,16 +250,26 @@ def find_classifier(model: Any, num_classes: int, *, node: str | None = None, wh
     c = found[0]
     # shared tensors stay: only the layer's own ones are dropped
     c.initializers = [t for t in c.initializers if sum(t in n.input for n in graph.node) == 1]
-    rank = _rank(model, c.features)
+    known = _tensor_type(model, c.features)
+    rank = len(known.shape.dim) if known is not None and known.HasField("shape") else None
     if rank not in (None, 2):
         raise CatsplitError(
             f"{where}: the classifier's input {c.features!r} has rank {rank}; catsplit edits classifiers on features [N, D]"
         )
+    # The head's nodes are float32 and ONNX does not mix types. Gemm and MatMul take one type for both
+    # inputs, so the weight's type stands in when inference does not know the features'.
+    elem = known.elem_type if known is not None and known.elem_type else inits[c.nodes[0].input[1]].data_type
+    if elem != TensorProto.FLOAT:
+        dtype = TensorProto.DataType.Name(elem).lower()
+        raise CatsplitError(
+            f"{where}: the classifier's input {c.features!r} is {dtype}; catsplit edits classifiers on float32 "
+            "features: convert the model to float32 first (e.g. export it again in float32)"
+        )
     return c
 
 
-def _rank(model: Any, name: str) -> int | None:
-    """The rank of a tensor by onnx shape inference, or None when unknown."""
+def _tensor_type(model: Any, name: str) -> Any:
+    """The type of a tensor (TypeProto.Tensor: elem_type, shape) by onnx shape inference, or None when unknown."""
     import onnx
 
     try:
@@ -263,25 +277,30 @@ def _rank(model: Any, name: str) -> int | None:
     except Exception:  # inference is best effort here
         return None
     for v in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-        if v.name == name and v.type.tensor_type.HasField("shape"):
-            return len(v.type.tensor_type.shape.dim)
+        if v.name == name and v.type.HasField("tensor_type"):
+            return v.type.tensor_type
     return None
 
 
 def _post_softmax(model: Any, output: str, where: str) -> Any:
     """The Softmax / LogSoftmax that turns the classifier's output into a graph output, if any.
 
-    The classifier's output must be a graph output itself or feed exactly one such node.
+    The classifier's output must be a graph output itself or feed exactly one such node. When it is a
+    graph output it is the model's output even if Softmax / LogSoftmax nodes read it too: those stay
+    (None is returned), and still give (log-)probabilities after the edit, also from a hierarchical
+    head's log-probabilities, since softmax(log p) = p.
     """
     graph = model.graph
     outputs = {o.name for o in graph.output}
     consumers = [n for n in graph.node if output in n.input]
-    if output in outputs and not consumers:
-        return None
-    if len(consumers) == 1 and consumers[0].op_type in ("Softmax", "LogSoftmax") and consumers[0].output[0] in outputs:
-        axis = next((a.i for a in consumers[0].attribute if a.name == "axis"), -1)
+    softmaxes = all(n.op_type in ("Softmax", "LogSoftmax") for n in consumers)
+    for n in consumers if softmaxes else []:
+        axis = next((a.i for a in n.attribute if a.name == "axis"), -1)
         if axis not in (1, -1):
-            raise CatsplitError(f"{where}: the {consumers[0].op_type} after the classifier runs over axis {axis}, not the classes")
+            raise CatsplitError(f"{where}: the {n.op_type} after the classifier runs over axis {axis}, not the classes")
+    if output in outputs and softmaxes:
+        return None
+    if len(consumers) == 1 and softmaxes and consumers[0].output[0] in outputs:
         return consumers[0]
     shown = ", ".join(f"{n.op_type} {n.name!r}" for n in consumers) or "nothing"
     raise CatsplitError(
@@ -333,8 +352,14 @@ def _replace_nodes(model: Any, old: list, new: list, dropped_inits: set[str]) ->
     new_ids = {id(n) for n in new}
     used = {i for n in kept if id(n) not in new_ids for i in n.input}  # the new nodes bring their own tensors
     keep_inits = [t for t in graph.initializer if t.name not in dropped_inits or t.name in used]
+    gone = {t.name for t in graph.initializer} - {t.name for t in keep_inits}
     del graph.initializer[:]
     graph.initializer.extend(keep_inits)
+    # Models that list their weights as graph inputs too (IR < 4, torch's keep_initializers_as_inputs):
+    # a dropped weight left there would become an input that every run has to feed.
+    kept_inputs = [v for v in graph.input if v.name not in gone]
+    del graph.input[:]
+    graph.input.extend(kept_inputs)
     stale = [v for v in graph.value_info if v.name in removed_outputs]
     for v in stale:
         graph.value_info.remove(v)

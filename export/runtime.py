@@ -11,7 +11,7 @@ import numpy as np
 from catsplit.errors import CatsplitError
 
 from ._deps import require_onnxruntime
-from .graph import KEY_OUTPUT, output_labels
+from .graph import KEY_HEAD, KEY_OUTPUT, output_labels
 
 DEVICES = ("auto", "cuda", "cpu")
 CUDA = "CUDAExecutionProvider"
@@ -81,16 +81,18 @@ def predict(sess: Any, clips: Any, *, batch_size: int | None = None) -> tuple[np
             session is bound in place with I/O binding, no copy to the host).
         batch_size: run in chunks of this many (default: all at once).
     Returns:
-        (labels str [N], probabilities float32 [N, C]).
+        (labels str [N], probabilities float32 [N, C]), from the output named in the model's
+        catsplit.head metadata (else its first output); empty for an empty batch.
     """
     meta = sess.get_modelmeta().custom_metadata_map
     labels = np.asarray(output_labels(meta, "the model"), dtype=object)
     kind = meta.get(KEY_OUTPUT, "logits")
+    output = _output_name(sess, meta)
     n = _batch_len(clips)
-    step = n if batch_size is None else int(batch_size)
-    if step < 1:
+    if batch_size is not None and int(batch_size) < 1:  # only a size the caller gave; an empty batch is fine
         raise CatsplitError(f"batch_size must be >= 1, got {batch_size}")
-    outs = [_run(sess, clips[i : i + step]) for i in range(0, n, step)] if n else []
+    step = int(batch_size) if batch_size is not None else max(n, 1)
+    outs = [_run(sess, clips[i : i + step], output) for i in range(0, n, step)]
     scores = np.concatenate(outs) if outs else np.zeros((0, len(labels)), np.float32)
     if scores.ndim != 2 or scores.shape[1] != len(labels):
         raise CatsplitError(f"the model outputs shape {scores.shape}, its metadata names {len(labels)} labels")
@@ -109,6 +111,18 @@ def _to_probabilities(scores: np.ndarray, kind: str) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+def _output_name(sess: Any, meta: dict[str, str]) -> str:
+    """The tensor the head writes (`output` in catsplit.head) when the session has it, else the first output."""
+    import json
+
+    names = [o.name for o in sess.get_outputs()]
+    try:
+        name = json.loads(meta[KEY_HEAD])["output"]
+    except (KeyError, TypeError, ValueError):
+        return names[0]
+    return name if name in names else names[0]
+
+
 def _batch_len(clips: Any) -> int:
     shape = getattr(clips, "shape", None)
     if shape is None or len(shape) < 1:
@@ -116,18 +130,18 @@ def _batch_len(clips: Any) -> int:
     return int(shape[0])
 
 
-def _run(sess: Any, clips: Any) -> np.ndarray:
+def _run(sess: Any, clips: Any, output: str) -> np.ndarray:
     inp = sess.get_inputs()[0]
     if type(clips).__module__.startswith("torch"):
         if clips.is_cuda and "CUDAExecutionProvider" in sess.get_providers():
-            return _run_bound(sess, clips)
+            return _run_bound(sess, clips, output)
         clips = clips.detach().cpu().numpy()
     clips = np.ascontiguousarray(clips)
     want = _NUMPY_TYPES.get(inp.type)
     if want is not None and clips.dtype != want:
         raise CatsplitError(f"the model's input {inp.name!r} takes {want.__name__} ({inp.type}); got {clips.dtype}")
     try:
-        return sess.run(None, {inp.name: clips})[0]
+        return sess.run([output], {inp.name: clips})[0]
     except Exception as exc:
         raise CatsplitError(
             f"onnxruntime could not run the model on input of shape {clips.shape} "
@@ -135,7 +149,7 @@ def _run(sess: Any, clips: Any) -> np.ndarray:
         ) from None
 
 
-def _run_bound(sess: Any, clips: Any) -> np.ndarray:
+def _run_bound(sess: Any, clips: Any, output: str) -> np.ndarray:
     """Run on a CUDA torch tensor without copying it to the host (onnxruntime I/O binding)."""
     import torch
 
@@ -146,7 +160,7 @@ def _run_bound(sess: Any, clips: Any) -> np.ndarray:
         element_type=torch.empty(0, dtype=clips.dtype).numpy().dtype.type, shape=tuple(clips.shape),
         buffer_ptr=clips.data_ptr(),
     )
-    binding.bind_output(sess.get_outputs()[0].name, "cpu")
+    binding.bind_output(output, "cpu")
     sess.run_with_iobinding(binding)
     return binding.copy_outputs_to_cpu()[0]
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,6 +20,7 @@ from ._deps import require_onnx
 from .graph import output_labels, read_metadata
 
 INSTANCES = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
+NAME = re.compile(r"[A-Za-z0-9_.-]+")  # a model name: a folder name and a config.pbtxt string, safe in both
 # ONNX TensorProto element type -> Triton data type
 TRITON_TYPES = {
     1: "TYPE_FP32", 2: "TYPE_UINT8", 3: "TYPE_INT8", 4: "TYPE_UINT16", 5: "TYPE_INT16", 6: "TYPE_INT32",
@@ -52,8 +54,10 @@ def triton(
         the model's folder.
     """
     onnx = require_onnx()
-    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
-        raise CatsplitError(f"name must be a plain folder name such as 'video_classifier', got {name!r}")
+    if not isinstance(name, str) or not NAME.fullmatch(name) or name in (".", ".."):
+        raise CatsplitError(
+            f"name must be a plain folder name of letters, digits, '_', '.' or '-', such as 'video_classifier'; got {name!r}"
+        )
     if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or max_batch_size < 1:
         raise CatsplitError(f"max_batch_size must be a positive integer, got {max_batch_size!r}")
     if instance not in INSTANCES:
@@ -83,7 +87,10 @@ def triton(
             raise CatsplitError(f"{path}: the output has shape {dims} per clip but the metadata names {len(labels)} labels")
 
     repo = Path(repo_dir)
-    repo.mkdir(parents=True, exist_ok=True)
+    try:
+        repo.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # repo_dir, or a folder above it, is a file
+        raise CatsplitError(f"repo_dir {repo} is not a folder (it or a parent is a file); give a model repository folder") from None
     final = repo / name
     if final.exists() and not overwrite:
         raise CatsplitError(f"{final} exists; choose another name or pass overwrite=True (CLI: --overwrite)")
@@ -113,7 +120,7 @@ def config_text(model: Any, *, name: str, max_batch_size: int, instance: str, co
     initializers = {t.name for t in model.graph.initializer}
     inputs = [v for v in model.graph.input if v.name not in initializers]
     lines = [
-        f'name: "{name}"',
+        f"name: {_quote(name)}",
         'platform: "onnxruntime_onnx"',
         f"max_batch_size: {max_batch_size}",
         "input [",
@@ -134,7 +141,18 @@ def _tensor(v: Any, where: str, labels: bool = False) -> str:
         raise CatsplitError(f"{where}: tensor {v.name!r} has ONNX element type {t.elem_type}, which Triton cannot serve")
     dims = ", ".join(str(d) for d in _dims(v, where))
     extra = '\n    label_filename: "labels.txt"' if labels else ""
-    return f'  {{\n    name: "{v.name}"\n    data_type: {TRITON_TYPES[t.elem_type]}\n    dims: [ {dims} ]{extra}\n  }}'
+    return f'  {{\n    name: {_quote(v.name)}\n    data_type: {TRITON_TYPES[t.elem_type]}\n    dims: [ {dims} ]{extra}\n  }}'
+
+
+def _quote(text: str) -> str:
+    """A protobuf text-format string: quotes, backslashes and control characters escaped (tensor names are free text)."""
+
+    def escape(ch: str) -> str:
+        if ch in '"\\':
+            return "\\" + ch
+        return f"\\{ord(ch):03o}" if ord(ch) < 32 or ord(ch) == 127 else ch  # octal, e.g. \012 for a newline
+
+    return '"' + "".join(escape(ch) for ch in text) + '"'
 
 
 def _dims(v: Any, where: str) -> list[int]:

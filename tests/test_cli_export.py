@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 
 import catsplit
 from catsplit.cli import main
+from catsplit.cli_export import load_backbone
 from conftest import HashEncoder, compositional_head
 
 pytest.importorskip("onnx")
@@ -104,6 +106,8 @@ def test_export_head_only_then_edit_onnx(head_file, tmp_path, capsys):
         (["export", "{head}", "--backbone", "torch.nn:Identity", "-o", "{tmp}/m.onnx"], "--example-shape"),
         (["export", "{head}", "--example-shape", "2,x", "-o", "{tmp}/m.onnx"], "integers separated by commas"),
         (["predict", "{tmp}/missing.onnx", "{tmp}/c.npy"], "no ONNX model"),
+        (["predict", "{tmp}/missing.onnx", "{tmp}/c.npy", "--top", "0"], "--top must be at least 1"),
+        (["predict", "{tmp}/missing.onnx", "{tmp}/c.npy", "--top", "-2"], "--top must be at least 1"),
         (["triton", "{tmp}/missing.onnx", "--repo", "{tmp}/r", "--name", "m", "--max-batch-size", "4"], "no ONNX model"),
     ],
 )
@@ -113,3 +117,24 @@ def test_deployment_commands_report_bad_input(head_file, tmp_path, capsys, argv,
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("catsplit: error:") and message in err
+
+
+def test_export_head_only_with_a_float16_example(head_file, tmp_path, capsys):
+    path, _ = head_file
+    assert main(["export", str(path), "--example-dtype", "float16", "-o", str(tmp_path / "m.onnx")]) == 0  # cast to float32
+    assert "verified" in capsys.readouterr().out
+
+
+def test_backbone_module_is_imported_from_the_current_folder(tmp_path, monkeypatch):
+    package = tmp_path / "catsplit_cwd_models"  # `catsplit export --backbone catsplit_cwd_models.nets:make` from tmp_path
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text(BACKBONE + "\n\ndef make():\n    return Backbone()\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])  # as in the console script
+    try:
+        assert isinstance(load_backbone("catsplit_cwd_models.nets:make"), torch.nn.Module)
+    finally:
+        for name in [m for m in sys.modules if m.startswith("catsplit_cwd_models")]:
+            del sys.modules[name]
+    assert str(tmp_path) not in sys.path  # only while importing
