@@ -49,6 +49,7 @@ def _out_path(args: argparse.Namespace) -> Path:
 
 
 def cmd_split(args: argparse.Namespace) -> int:
+    from catsplit.atomic import check_destination
     from catsplit.config import SplitConfig
     from catsplit.encoders import load_text_encoder
     from catsplit.streaming import open_head_file
@@ -58,6 +59,8 @@ def cmd_split(args: argparse.Namespace) -> int:
     # load_head + split + save, and the errors come in the same order.
     with open_head_file(args.head, key=args.key, labels=args.labels) as source:
         out = _out_path(args)
+        # Before the encoder and the method (alignment trains for seconds), not when saving after them.
+        check_destination(out, overwrite=args.overwrite, example="edited.safetensors")
         encoder = None if args.method == "coarse" else load_text_encoder(args.encoder)
         config = SplitConfig(alpha=args.alpha, beta=args.beta)
         rec = source.split_to(
@@ -87,13 +90,13 @@ def cmd_unsplit(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    from catsplit.atomic import check_destination
     from catsplit.headfile import load_head
     from catsplit.lowshot import FinetuneConfig, finetune, read_clips
 
     head = load_head(args.head)
     out = _out_path(args)
-    if out.exists() and not args.overwrite:  # before training, not after it
-        raise CatsplitError(f"{out} exists; pass --overwrite or choose another name")
+    check_destination(out, overwrite=args.overwrite, example="tuned.safetensors")  # before training, not after it
     features, labels = read_clips(args.features, args.labels)
     if labels is None:
         raise CatsplitError(f"no labels for {args.features}: store an array 'labels' in it (.npz / .safetensors) or pass --labels FILE")

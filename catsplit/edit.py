@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from catsplit._version import __version__
-from catsplit.config import SplitConfig
+from catsplit.config import SplitConfig, check_seed
 from catsplit.errors import CatsplitError
 from catsplit.head import Head, Table, check_finite, check_groups, label_key, label_keys
 from catsplit.methods import METHODS, NEEDS_ENCODER, SplitContext
@@ -97,14 +97,18 @@ def plan_split(
         raise CatsplitError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     if mode not in MODES:
         raise CatsplitError(f"unknown mode {mode!r}; choose 'flat' or 'hierarchical'")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise CatsplitError(f"seed must be an integer, got {seed!r}")
+    seed = check_seed(seed)
     subs = check_subs(head, coarse, subs)
-    config = config or SplitConfig()
+    if config is None:
+        config = SplitConfig()
+    elif not isinstance(config, SplitConfig):
+        raise CatsplitError(
+            f"config must be a catsplit.SplitConfig, got {type(config).__name__}; e.g. config=SplitConfig(alpha=0.7)"
+        )
     if modifiers is not None and not isinstance(modifiers, Mapping):
         raise CatsplitError(f"modifiers must map label -> modifier text, got {type(modifiers).__name__}")
     if groups is not None:
-        check_groups(groups, set(head.labels))
+        check_groups(groups, set(head._labels))
         if any(coarse in members for members in groups.values()):
             raise CatsplitError(f"groups list the class being split, {coarse!r}, as a member; leave it out")
     if method in NEEDS_ENCODER and text_encoder is None:
@@ -121,7 +125,7 @@ def plan_split(
         groups=groups if groups is not None else head.groups,
         modifiers=modifiers,
         config=config,
-        seed=int(seed),
+        seed=seed,
     )
     if gate is not None and method not in ("retrieval", "alignment"):
         raise CatsplitError(f"gate= scales modifier edits; it needs method 'retrieval' or 'alignment', not {method!r}")
@@ -148,7 +152,7 @@ def gated(ctx: SplitContext, rows: np.ndarray, sigma: float) -> np.ndarray:
 
 def check_subs(head: Head, coarse: str, subs: Sequence[str]) -> list[str]:
     """Validate the target: coarse is an output label; subs are >= 2 new, distinct, non-empty labels."""
-    if not isinstance(coarse, str) or coarse not in head.labels:
+    if not isinstance(coarse, str) or coarse not in head._labels:
         if isinstance(coarse, str) and coarse in head.gates:
             raise CatsplitError(
                 f"{coarse!r} was already split hierarchically and is now a gate; unsplit it first or split one of its subs"

@@ -13,15 +13,17 @@ table by table, in row order. Probabilities:
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+import re
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from catsplit.errors import CatsplitError
-from catsplit.structure import _VISIBLE, is_blank
+from catsplit.structure import _VISIBLE, check_group_shapes, is_blank
 
 _visible = _VISIBLE.search
 
@@ -110,6 +112,65 @@ def check_labels(labels: Sequence[str], what: str = "labels") -> tuple[str, ...]
     return tuple(labels)
 
 
+_DIGITS = re.compile(r"\s*[0-9]+\s*")
+
+
+def _index_value(v: Any) -> int | None:
+    """An index of a {label: index} map: an int (not bool), or a string of digits (SSv2's labels.json writes "0")."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        return int(v)
+    if isinstance(v, str) and _DIGITS.fullmatch(v):
+        return int(v)
+    return None  # floats (0.5, and 1.0 too), bools, None, lists...
+
+
+def labels_by_index(mapping: Mapping[Any, Any], what: str = "labels") -> list[str]:
+    """A {label: index} map (the paper's labels.json) -> labels in index order; indices must be 0..n-1, each once."""
+    items = list(mapping.items())
+    bad = [(k, v) for k, v in items if _index_value(v) is None]
+    if bad:
+        shown = ", ".join(f"{k!r}: {v!r}" for k, v in bad[:5])
+        raise CatsplitError(
+            f"{what}: a mapping label -> index needs integer indices (not bools or floats); bad entries {shown}. "
+            f"Map each label to its row, 0..{len(items) - 1}"
+        )
+    order = sorted(((_index_value(v), k) for k, v in items), key=lambda ik: ik[0])
+    got = [i for i, _ in order]
+    if got != list(range(len(items))):
+        first: dict[int, Any] = {}
+        dup = []
+        for i, k in order:
+            if i in first:
+                dup.append((first[i], k))
+            else:
+                first[i] = k
+        missing = sorted(set(range(len(items))) - set(got))[:5]
+        outside = sorted(i for i in set(got) if not 0 <= i < len(items))[:5]
+        raise CatsplitError(
+            f"{what}: the indices must be exactly 0..{len(items) - 1}, each once; "
+            + "; ".join(part for part in (
+                f"labels sharing an index: {', '.join(f'{a!r} and {b!r}' for a, b in dup[:5])}" if dup else "",
+                f"missing: {missing}" if missing else "",
+                f"out of range: {outside}" if outside else "",
+            ) if part)
+        )
+    return [k for _, k in order]
+
+
+def label_list(labels: Any, what: str = "labels") -> list:
+    """`labels=` as Head and load_head take it in memory: a sequence of strings, or a {label: index} map."""
+    if isinstance(labels, Mapping):
+        return labels_by_index(labels, what)
+    if isinstance(labels, (str, bytes)):
+        raise CatsplitError(f"{what} must be a list of label strings, got the {type(labels).__name__} {labels!r:.80}")
+    try:
+        return list(labels)
+    except TypeError:
+        raise CatsplitError(
+            f"{what} must be a list of label strings or a mapping label -> index, got {type(labels).__name__}"
+        ) from None
+
+
 def _is_text(s: str) -> bool:
     try:
         s.encode("utf-8")
@@ -193,12 +254,13 @@ class Head:
 
     Build one from arrays: `Head(weight=W, bias=b, labels=labels)` with W `[C, D]` and b `[C]`
     (numpy or torch; float16/bfloat16 stay in their dtype). Heads are immutable: edits return
-    new heads.
+    new heads. `labels`, `groups`, `history`, `metadata` and `undo` hand out fresh copies, so
+    changing what they return never changes the head.
     """
 
     weight: Any  # [C, D] of the base table (for flat heads, the whole head)
     bias: Any = None  # [C] or None
-    labels: Any = None  # output label space (see module docstring)
+    labels: Any = None  # output label space (see module docstring); a list, or a mapping label -> index
     groups: Mapping[str, Sequence[str]] | None = None  # pseudo-coarse group -> member labels
     history: tuple[dict, ...] = ()  # one JSON-able record per edit, oldest first
     tables: tuple[Table, ...] = field(default=(), repr=False)
@@ -209,10 +271,12 @@ class Head:
     templates: tuple[str, ...] | None = None  # prompt templates of text heads ("a video of {}.")
 
     def __post_init__(self) -> None:
+        # The guarded fields (see _GUARDED below) hold what the caller passed until they are set here.
+        raw = self.__dict__
         if not self.tables:
-            if self.labels is None:
+            if raw["_labels"] is None:
                 raise CatsplitError("Head needs labels=[...], one per weight row")
-            base = make_table(self.weight, self.bias, list(self.labels))
+            base = make_table(self.weight, self.bias, label_list(raw["_labels"]))
             tables: tuple[Table, ...] = (base,)
         else:
             tables = tuple(self.tables)
@@ -220,19 +284,22 @@ class Head:
         object.__setattr__(self, "tables", tables)
         base = tables[0]
         gates = {t.parent for t in tables[1:]}
-        out = tuple(lab for t in tables for lab in t.labels if lab not in gates)
         object.__setattr__(self, "weight", base.weight)
         object.__setattr__(self, "bias", base.bias)
-        object.__setattr__(self, "labels", list(out))
-        object.__setattr__(self, "history", tuple(self.history))
-        object.__setattr__(self, "metadata", dict(self.metadata))
-        object.__setattr__(self, "undo", dict(self.undo))
-        if self.groups is not None:
-            object.__setattr__(self, "groups", check_groups(self.groups, all_labels(tables)))
+        object.__setattr__(self, "labels", tuple(lab for t in tables for lab in t.labels if lab not in gates))
+        # The same rules load_head applies, so that every head saves and loads back (spec/head-format.md §4).
+        object.__setattr__(self, "metadata", check_metadata(raw["_metadata"]))
+        object.__setattr__(self, "undo", check_undo(raw["_undo"], base))
+        object.__setattr__(self, "history", check_history(raw["_history"]))
+        if raw["_groups"] is not None:
+            checked = check_groups(raw["_groups"], all_labels(tables))
+            object.__setattr__(self, "groups", {g: tuple(ms) for g, ms in checked.items()})
         if self.kind not in ("linear", "text"):
             raise CatsplitError(f"head kind must be 'linear' or 'text', got {self.kind!r}")
         if self.templates is not None:
-            object.__setattr__(self, "templates", tuple(self.templates))
+            from catsplit.text import check_templates
+
+            object.__setattr__(self, "templates", check_templates(self.templates))
         if self.scale is not None:
             if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float, np.number)) or not np.isfinite(self.scale):
                 raise CatsplitError(f"head scale must be a finite number, got {self.scale!r}")
@@ -245,7 +312,7 @@ class Head:
 
     @property
     def num_classes(self) -> int:
-        return len(self.labels)
+        return len(self._labels)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -297,7 +364,7 @@ class Head:
                 lp = lp + logp[t.parent].unsqueeze(1)
             for j, lab in enumerate(t.labels):
                 logp[lab] = lp[:, j]
-        return torch.stack([logp[lab] for lab in self.labels], dim=1).to(torch.float32)  # [N, C_out]
+        return torch.stack([logp[lab] for lab in self._labels], dim=1).to(torch.float32)  # [N, C_out]
 
     def logits(self, x: Any) -> Any:
         """Scores over `labels`: `x @ W.T + b` for flat heads, log-probabilities for hierarchical ones.
@@ -332,7 +399,7 @@ class Head:
             if self.is_hierarchical:
                 base = self.tables[0]
                 base_top = torch.argmax(self._table_logits(base, t), dim=1)
-                out_index = {lab: i for i, lab in enumerate(self.labels)}
+                out_index = {lab: i for i, lab in enumerate(self._labels)}
                 # base row -> output index, or -1 for gates
                 remap = torch.tensor([out_index.get(lab, -1) for lab in base.labels], dtype=torch.long)
                 kept = remap[base_top]
@@ -341,7 +408,7 @@ class Head:
 
     def predict(self, x: Any) -> np.ndarray:
         """Top-1 label for each row of `x` -> array of str [N]."""
-        return np.asarray(self.labels, dtype=object)[self.predict_index(x)].astype(str)
+        return np.asarray(self._labels, dtype=object)[self.predict_index(x)].astype(str)
 
     # --- persistence -------------------------------------------------------------------
     def save(self, path: str | PathLike, *, overwrite: bool = False) -> None:
@@ -362,15 +429,18 @@ class Head:
         if set(self.undo) != set(other.undo) or not all(_same_bits(self.undo[k], other.undo[k]) for k in self.undo):
             return False
         return (
-            _json(self.groups) == _json(other.groups)
-            and _json(list(self.history)) == _json(list(other.history))
-            and dict(self.metadata) == dict(other.metadata)
+            _json(self._groups) == _json(other._groups)
+            and _json(list(self._history)) == _json(list(other._history))
+            and self._metadata == other._metadata
             and (self.kind, self.scale, self.templates) == (other.kind, other.scale, other.templates)
         )
 
     def evolve(self, **changes: Any) -> Head:
         """A copy with some parts replaced (tables, groups, history, undo, ...)."""
-        return replace(self, **changes)
+        for f in fields(self):  # the stored values, not the copies the attributes hand out
+            if f.name not in changes:
+                changes[f.name] = self.__dict__["_" + f.name if f.name in _GUARDED else f.name]
+        return Head(**changes)
 
     def __repr__(self) -> str:
         mode = f", {len(self.tables) - 1} hierarchical split(s)" if self.is_hierarchical else ""
@@ -378,6 +448,119 @@ class Head:
             f"Head({self.num_classes} labels, dim {self.dim}, {str(self.dtype).removeprefix('torch.')}"
             f"{', bias' if self.bias is not None else ''}{mode}, {len(self.history)} edit(s))"
         )
+
+
+def _copy_json(x: Any, depth: int = 0) -> Any:
+    """A deep copy of JSON-like data (dicts, lists, tuples of plain values); other objects via copy.deepcopy."""
+    t = type(x)
+    if t is dict or t is list or t is tuple:
+        # A file may hold records nested ~1,000 deep (json parses them); recursing that deep here would
+        # raise RecursionError instead of a CatsplitError, now or when `head.history` is read.
+        if depth >= MAX_RECORD_DEPTH:
+            raise CatsplitError(f"an edit record is nested more than {MAX_RECORD_DEPTH} levels deep; records are flat objects")
+        if t is dict:
+            return {k: _copy_json(v, depth + 1) for k, v in x.items()}
+        if set(map(type, x)) <= _PLAIN:  # one C-level pass: member lists of big groups are copied as a whole
+            return t(x)
+        return t(_copy_json(v, depth + 1) for v in x)
+    if t in _PLAIN:
+        return x
+    return copy.deepcopy(x)
+
+
+_PLAIN = {str, int, float, bool, type(None)}
+MAX_RECORD_DEPTH = 100
+
+# Attributes whose stored value is private (`_<name>`): reading one hands out a fresh copy, so a
+# caller who changes what it got (`head.labels.remove(...)`) never changes the head, whose
+# predictions, file and undo records rely on them.
+_GUARDED: dict[str, Callable[[Any], Any]] = {
+    "labels": list,  # stored as a tuple
+    "groups": lambda g: None if g is None else {name: list(ms) for name, ms in g.items()},  # stored: name -> tuple
+    "history": lambda h: tuple(map(_copy_json, h)),
+    "metadata": dict,
+    "undo": dict,  # the tensors themselves are shared, as every tensor of a head is
+}
+
+
+def _guard(name: str, copy_out: Callable[[Any], Any]) -> property:
+    private = "_" + name
+
+    def get(self: Head) -> Any:
+        return copy_out(self.__dict__[private])
+
+    def set_(self: Head, value: Any) -> None:  # reached only through object.__setattr__ (the dataclass is frozen)
+        self.__dict__[private] = value
+
+    return property(get, set_, doc=f"A copy of the head's {name}; changing it does not change the head.")
+
+
+for _name, _copy_out in _GUARDED.items():
+    setattr(Head, _name, _guard(_name, _copy_out))
+
+
+def check_metadata(metadata: Any, what: str = "metadata") -> dict[str, str]:
+    """Foreign metadata: string keys -> string values, as a safetensors header holds them."""
+    if not isinstance(metadata, Mapping):
+        raise CatsplitError(f"{what} must be a mapping of strings to strings, got {type(metadata).__name__}")
+    bad = [(k, v) for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)]
+    if bad:
+        shown = ", ".join(f"{k!r}: {v!r:.60}" for k, v in bad[:5])
+        raise CatsplitError(
+            f"{what} keys and values must be strings (a file's metadata holds only strings); bad entries {shown}. "
+            "Convert them, e.g. with str() or json.dumps()"
+        )
+    return dict(metadata)
+
+
+def check_undo(undo: Any, base: Table) -> dict[str, torch.Tensor]:
+    """Undo tensors hold a removed row: named `undo.*`, the head's dtype, finite, `[1, D]` (`*.weight`) or `[1]` (`*.bias`)."""
+    if not isinstance(undo, Mapping):
+        raise CatsplitError(f"undo must be a mapping name -> tensor, got {type(undo).__name__}")
+    dim = base.weight.shape[1]
+    for name, t in undo.items():
+        if not isinstance(name, str) or not name.startswith("undo."):
+            raise CatsplitError(f"undo tensor names must start with 'undo.', got {name!r}")
+        if not isinstance(t, torch.Tensor):
+            raise CatsplitError(f"undo tensor {name!r} must be a torch tensor, got {type(t).__name__}")
+        want = (1, dim) if name.endswith(".weight") else (1,) if name.endswith(".bias") else None
+        if t.dtype != base.weight.dtype or (want is not None and tuple(t.shape) != want):
+            raise CatsplitError(
+                f"undo tensor {name!r} is {str(t.dtype).removeprefix('torch.')} {list(t.shape)}; expected "
+                f"{str(base.weight.dtype).removeprefix('torch.')} {list(want) if want else '(any shape)'}"
+            )
+        check_finite(t.reshape(1, -1), f"undo tensor {name!r}")
+    return dict(undo)
+
+
+def check_history(history: Any, what: str = "history") -> tuple[dict, ...]:
+    """Edit records (spec/head-format.md §4.2): a list of objects; a split names its coarse label (a string)
+    and its subs (a list); all of it writable as JSON. Returns a private deep copy."""
+    if isinstance(history, (str, bytes, Mapping)) or not isinstance(history, Sequence) or not all(
+        isinstance(r, dict) for r in history
+    ):
+        raise CatsplitError(f"{what} must be a JSON list of edit records (objects), got {_short_repr(history)}")
+    for i, rec in enumerate(history):
+        if rec.get("op") == "split" and (not isinstance(rec.get("coarse"), str) or not isinstance(rec.get("subs"), list)):
+            raise CatsplitError(f"edit record #{i} lacks its coarse label or subs")
+    try:
+        json.dumps(list(history), ensure_ascii=False)  # exactly what save writes
+    except (TypeError, ValueError, RecursionError):
+        for i, rec in enumerate(history):  # name the record
+            try:
+                json.dumps(rec, ensure_ascii=False)
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise CatsplitError(
+                    f"{what}: edit record #{i} cannot be written as JSON ({type(exc).__name__}: {exc}); "
+                    "records hold only str, int, float, bool, None, lists and dicts with string keys"
+                ) from None
+        raise CatsplitError(f"{what} cannot be written as JSON; records hold only plain values, lists and dicts") from None
+    return tuple(map(_copy_json, history))
+
+
+def _short_repr(x: Any) -> str:
+    r = repr(x)
+    return r if len(r) <= 80 else r[:77] + "..."
 
 
 def check_tables(tables: Sequence[Table]) -> None:
@@ -414,13 +597,16 @@ def label_names(head: Head, labels: Sequence[Any], *, known_only: bool = True) -
     Args:
         known_only: strings must be labels of `head` (else any string passes, for the caller to check).
     """
-    known = set(head.labels) if known_only else None
+    if isinstance(labels, (str, bytes)):
+        raise CatsplitError(f"labels must be a list with one label (or index) per clip, got the string {labels!r:.80}")
+    outputs = head._labels  # not head.labels: that is a fresh copy per access
+    known = set(outputs) if known_only else None
     out = []
     for lab in labels:
         if isinstance(lab, (int, np.integer)) and not isinstance(lab, bool):
             if not 0 <= int(lab) < head.num_classes:
                 raise CatsplitError(f"label index {lab} is outside the head's {head.num_classes} labels")
-            out.append(head.labels[int(lab)])
+            out.append(outputs[int(lab)])
         elif isinstance(lab, str) and (known is None or lab in known):
             out.append(lab)
         elif isinstance(lab, str):
@@ -436,15 +622,10 @@ def all_labels(tables: Sequence[Table]) -> set[str]:
 
 def check_groups(groups: Mapping[str, Sequence[str]], known: set[str]) -> dict[str, list[str]]:
     """Validate user groups: name -> member labels that exist in the head."""
-    if not isinstance(groups, Mapping):
-        raise CatsplitError(f"groups must be a mapping group name -> list of member labels, got {type(groups).__name__}")
+    check_group_shapes(groups)  # types first: a member that is a list cannot be looked up in `known`
     out: dict[str, list[str]] = {}
     unknown = []
     for name, members in groups.items():
-        if not isinstance(name, str) or is_blank(name):
-            raise CatsplitError(f"group names must be non-empty strings, got {name!r}")
-        if isinstance(members, str) or not isinstance(members, Sequence) or not members:
-            raise CatsplitError(f"group {name!r} must list its member labels, got {members!r}")
         unknown += [m for m in members if m not in known]
         out[name] = list(members)
     if unknown:

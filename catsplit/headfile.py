@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import torch
 
 from catsplit.errors import CatsplitError
-from catsplit.head import Head, Table, check_finite, make_table
+from catsplit.head import Head, Table, check_history, check_undo, labels_by_index, label_list, make_table
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -219,8 +219,10 @@ def _load_from(
         raise CatsplitError(f"{path}: {exc}") from None
 
 
-def read_labels(labels: Sequence[str] | str | PathLike) -> list[str]:
-    """Labels from a list, a JSON file (list or {label: index}) or a text file (one label per line)."""
+def read_labels(labels: Sequence[str] | Mapping[str, int] | str | PathLike) -> list[str]:
+    """Labels from a list, a {label: index} mapping, a JSON file (list or {label: index}) or a text file (one label per line)."""
+    if isinstance(labels, Mapping):  # sorted by index, as a JSON file of the same shape
+        return labels_by_index(labels, "labels")
     if isinstance(labels, str) and not Path(labels).is_file() and Path(labels).suffix.lower() not in LABEL_SUFFIXES:
         raise CatsplitError(f"labels={labels!r}: give a list of labels or the path of a .json or .txt labels file")
     if isinstance(labels, (str, os.PathLike)):
@@ -230,19 +232,12 @@ def read_labels(labels: Sequence[str] | str | PathLike) -> list[str]:
         if p.suffix.lower() == ".json":
             data = read_json(p, "labels")
             if isinstance(data, dict):  # {label: index}, as the paper's labels.json
-                try:
-                    order = sorted(data.items(), key=lambda kv: int(kv[1]))
-                except (TypeError, ValueError):
-                    raise CatsplitError(f"labels file {p}: a JSON object must map label -> integer index") from None
-                idx = [int(v) for _, v in order]
-                if idx != list(range(len(idx))):
-                    raise CatsplitError(f"labels file {p}: indices must be 0..{len(idx) - 1} without gaps")
-                return [k for k, _ in order]
+                return labels_by_index(data, f"labels file {p}")
             if isinstance(data, list):
                 return data
             raise CatsplitError(f"labels file {p} must hold a JSON list or an object label -> index")
         return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return list(labels)
+    return label_list(labels, "labels")
 
 
 def read_json(path: str | PathLike, what: str) -> Any:
@@ -514,6 +509,12 @@ def _read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
             for k, v in x.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
 
+    if isinstance(obj, torch.Tensor):  # torch.save(W, path): no name says what it is, nor where a bias would be
+        raise CatsplitError(
+            f"{path} holds a single tensor of shape {list(obj.shape)}, not a state dict, so catsplit cannot tell which "
+            "layer it is. Save the layer by name, e.g. torch.save({'weight': W, 'bias': b}, path), or build the head "
+            "directly: catsplit.Head(weight=torch.load(path), labels=[...])"
+        )
     walk("", obj)
     return flat
 
@@ -529,7 +530,7 @@ def _find_linear(path: Path, tensors: Mapping[str, torch.Tensor], key: str | Non
             return _float_tensor(path, tensors, "weight"), _float_tensor(path, tensors, "bias")
         candidates = [k for k in tensors if _ndim(tensors, k) == 2]
         raise CatsplitError(
-            f"{path} holds several tensors; name the classifier with key=... (CLI: --key). "
+            f"{path} has no tensor named 'weight'; name the classifier with key=... (CLI: --key). "
             f"2-D tensors found: {candidates[:10]}"
         )
     if not isinstance(key, str) or not key:
@@ -583,30 +584,19 @@ def _json_meta(path: Path, meta: Mapping[str, str], key: str) -> Any:
 
 
 def _check_undo(undo: Mapping[str, torch.Tensor], base: Table) -> None:
-    """Undo tensors hold a removed row: the head's dtype, finite, `[1, D]` (`*.weight`) or `[1]` (`*.bias`)."""
-    dim = base.weight.shape[1]
-    for name, t in undo.items():
-        want = (1, dim) if name.endswith(".weight") else (1,) if name.endswith(".bias") else None
-        if t.dtype != base.weight.dtype or (want is not None and tuple(t.shape) != want):
-            raise CatsplitError(
-                f"undo tensor {name!r} is {str(t.dtype).removeprefix('torch.')} {list(t.shape)}; expected "
-                f"{str(base.weight.dtype).removeprefix('torch.')} {list(want) if want else '(any shape)'}"
-            )
-        check_finite(t.reshape(1, -1), f"undo tensor {name!r}")
+    """Undo tensors hold a removed row (the rule `Head` applies too: `catsplit.head.check_undo`)."""
+    check_undo(undo, base)
 
 
 def _check_history(history: Any, undo: Mapping[str, torch.Tensor]) -> tuple[dict, ...]:
-    """Edit records: a list of objects, each split naming its coarse label and subs, its undo tensors present."""
-    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
+    """Edit records as `Head` checks them (`catsplit.head.check_history`), and each flat split's undo tensor present."""
+    if not isinstance(history, list):
         raise CatsplitError(f"metadata {KEY_HISTORY!r} must be a JSON list of edit records")
+    history = check_history(history, f"metadata {KEY_HISTORY!r}")
     for i, rec in enumerate(history):
-        if rec.get("op") != "split":
-            continue
-        if not isinstance(rec.get("coarse"), str) or not isinstance(rec.get("subs"), list):
-            raise CatsplitError(f"edit record #{i} lacks its coarse label or subs")
-        if rec.get("mode") == "flat" and f"{rec.get('undo')}.weight" not in undo:
+        if rec.get("op") == "split" and rec.get("mode") == "flat" and f"{rec.get('undo')}.weight" not in undo:
             raise CatsplitError(f"edit record #{i} (split of {rec['coarse']!r}) refers to a missing undo tensor {rec.get('undo')!r}.weight")
-    return tuple(history)
+    return history
 
 
 def _head_from_catsplit(

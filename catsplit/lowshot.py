@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from catsplit.config import check_seed
 from catsplit.errors import CatsplitError
 from catsplit.head import Head, Table, as_tensor, check_finite, label_names
 from catsplit.training import EmaEarlyStop, step_budget
@@ -94,10 +96,17 @@ def finetune(
     """
     if not isinstance(head, Head):
         raise CatsplitError(f"finetune needs a catsplit.Head, got {type(head).__name__}")
-    if not head.history or head.history[-1].get("op") != "split":
+    history = head._history  # not head.history: that is a deep copy per access
+    if not history or history[-1].get("op") != "split":
         raise CatsplitError("finetune trains the rows of the latest split; this head has no split to fine-tune")
-    config = config or FinetuneConfig()
-    rec = head.history[-1]
+    seed = check_seed(seed)
+    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, Integral) or shots < 1):
+        raise CatsplitError(f"shots must be a positive integer (clips per sub), got {shots!r}")
+    if config is None:
+        config = FinetuneConfig()
+    elif not isinstance(config, FinetuneConfig):
+        raise CatsplitError(f"config must be a catsplit.FinetuneConfig, got {type(config).__name__}; e.g. config=FinetuneConfig(lr=1e-3)")
+    rec = history[-1]
     subs = list(rec["subs"])
     x = as_tensor(features, "features").to(torch.float32)
     if x.ndim != 2 or x.shape[1] != head.dim:
@@ -107,13 +116,12 @@ def finetune(
     if len(names) != x.shape[0]:
         raise CatsplitError(f"{len(names)} labels for {x.shape[0]} feature rows; give one label per row")
     if shots is not None:
-        if not isinstance(shots, int) or shots < 1:
-            raise CatsplitError(f"shots must be a positive integer, got {shots!r}")
+        shots = int(shots)
         keep = sample_shots(names, subs, shots, seed)
         x, names = x[torch.from_numpy(keep)], [names[i] for i in keep]
     if not any(n in subs for n in names):
         raise CatsplitError(f"no training clip is labelled with a sub of the split ({subs}); nothing to learn")
-    out_index = {lab: i for i, lab in enumerate(head.labels)}
+    out_index = {lab: i for i, lab in enumerate(head._labels)}
     y = torch.tensor([out_index[n] for n in names], dtype=torch.long)  # [N]
 
     ti = rec["table"] if rec["mode"] == "flat" else rec["sub_table"]
@@ -123,6 +131,8 @@ def finetune(
     w0 = table.weight[first:].to(torch.float32)
     b0 = table.bias[first:].to(torch.float32) if table.bias is not None else None
     frozen = _frozen_scores(head, x, rec, subs)  # what does not depend on the trainable rows
+    if head.kind == "text":  # the head scores scale * cos(x, w) + b: train on those, so normalise x once here
+        x = torch.nn.functional.normalize(x, dim=-1)
     w = w0.clone().requires_grad_()
     b = b0.clone().requires_grad_() if b0 is not None else None
     params = [w] + ([b] if b is not None else [])
@@ -142,7 +152,7 @@ def finetune(
             if step == total:
                 break
             idx = order[start : start + config.batch_size]
-            logits = _scores(head, rec, frozen, idx, x[idx] @ w.T + (b if b is not None else 0.0))
+            logits = _scores(head, rec, frozen, idx, _sub_logits(head, x[idx], w, b))
             loss = torch.nn.functional.cross_entropy(logits, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -166,7 +176,22 @@ def finetune(
         "clips": n, "shots": shots, "seed": seed, "epochs": epoch, "steps": step, "best_epoch": stopper.best_epoch,
         "loss_ema": round(stopper.best, 6),
     }
-    return head.evolve(tables=tuple(tables), history=head.history[:-1] + (rec,))
+    return head.evolve(tables=tuple(tables), history=history[:-1] + (rec,))
+
+
+def _sub_logits(head: Head, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    """The trainable rows' scores as the head computes them (`Head._table_logits`), differentiable in w and b.
+
+    Linear heads: `x wᵀ + b`. Text heads: `scale · cos(x, w) + b`; `x` must already be L2-normalised
+    (finetune does it once), the rows are normalised here so the gradient sees the normalisation.
+    """
+    if head.kind == "text":
+        z = x @ torch.nn.functional.normalize(w, dim=-1).T
+        if head.scale is not None:
+            z = z * head.scale
+    else:
+        z = x @ w.T
+    return z + b if b is not None else z
 
 
 def _frozen_scores(head: Head, x: torch.Tensor, rec: dict, subs: list[str]) -> dict[str, torch.Tensor]:
@@ -178,7 +203,7 @@ def _frozen_scores(head: Head, x: torch.Tensor, rec: dict, subs: list[str]) -> d
     with torch.no_grad():
         if rec["mode"] == "flat" and head.is_hierarchical:
             raise CatsplitError("finetune of a flat split inside a hierarchical head is not supported; fine-tune before adding hierarchical splits")
-        n_others = len(head.labels) - len(subs)
+        n_others = head.num_classes - len(subs)
         frozen = {"others": head._logits(x)[:, :n_others]}  # [N, C - k]
         if rec["mode"] == "hierarchical":
             ti, r = head.locate(rec["coarse"])

@@ -8,6 +8,7 @@ old rows of several edits of one head), and merging identical heads is the ident
 from __future__ import annotations
 
 import math
+from numbers import Real
 from typing import Sequence
 
 import numpy as np
@@ -21,9 +22,17 @@ def merge_weights(n: int, logits: Sequence[float] | None, tau: float | None) -> 
     """softmax(logits / tau) -> [n] float64 (uniform when logits is None)."""
     if logits is None:
         return np.full(n, 1.0 / n)
-    a = np.asarray(logits, dtype=np.float64)
+    try:
+        a = np.asarray(logits)
+        if a.dtype.kind not in "fiu":  # "a", True, None: numpy would convert some of them silently
+            raise TypeError(a.dtype)
+        a = a.astype(np.float64)
+    except (TypeError, ValueError):
+        raise CatsplitError(f"logits must be {n} finite numbers, one per head, got {logits!r:.200}") from None
     if a.shape != (n,) or not np.isfinite(a).all():
         raise CatsplitError(f"logits must be {n} finite numbers, one per head, got {list(np.ravel(a))}")
+    if tau is not None and (isinstance(tau, bool) or not isinstance(tau, Real)):
+        raise CatsplitError(f"tau must be a positive number, got {tau!r}")
     t = 1.0 if tau is None else float(tau)
     if not t > 0 or not math.isfinite(t):
         raise CatsplitError(f"tau must be a positive number, got {tau!r}")
@@ -69,13 +78,20 @@ def merge(heads: Sequence[Head], *, logits: Sequence[float] | None = None, tau: 
                 f"head #{i} has another label space or layout than head #0 (only in #0: {only_ref}, only in #{i}: {only_h}); "
                 "merge edits of the same head with the same subs and mode"
             )
+        if h.kind == "text" and (h.scale, h.templates) != (ref.scale, ref.templates):
+            # Merged rows keep one scale and one set of templates: there is no sound way to average those.
+            what = "scale" if h.scale != ref.scale else "templates"
+            raise CatsplitError(
+                f"head #{i} is a text head with {what} {getattr(h, what)!r}, head #0 has {getattr(ref, what)!r}; "
+                "merge text heads with the same scale and templates"
+            )
     weights = merge_weights(len(heads), logits, tau)
     tables = []
     for ti, t in enumerate(ref.tables):
         w = _merge_tensor([h.tables[ti].weight for h in heads], weights)
         b = _merge_tensor([h.tables[ti].bias for h in heads], weights) if t.bias is not None else None
         tables.append(Table(weight=w, bias=b, labels=t.labels, parent=t.parent))
-    history = ref.history
+    history = ref._history
     if history and history[-1].get("op") == "split":
         rec = dict(history[-1])
         rec["merge"] = {"heads": len(heads), "weights": [round(float(x), 6) for x in weights]}

@@ -88,6 +88,9 @@ def infer_structure(
     Returns:
         a `Structure` covering every label.
     """
+    check_label_texts(labels)
+    if groups is not None:
+        check_group_shapes(groups)
     label_set = set(labels)
     mods: dict[str, str] = {}
     if groups is not None:
@@ -127,6 +130,40 @@ def infer_structure(
             if k in label_set:
                 mods[k] = check_text(v, f"modifier of {k!r}")
     return Structure(groups=out, modifiers=mods, inferred_groups=inferred)
+
+
+def check_label_texts(labels: object, what: str = "labels") -> None:
+    """A list of non-empty label strings (a string is not a list of labels)."""
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
+        raise CatsplitError(f"{what} must be a list of label strings, got {type(labels).__name__} {labels!r:.80}")
+    # C-level passes first: label sets of 100,000 are common; the slow search only on failure.
+    if set(map(type, labels)) <= {str} and all(map(_VISIBLE.search, labels)):
+        return
+    bad = [(i, lab) for i, lab in enumerate(labels) if not isinstance(lab, str) or is_blank(lab)]
+    if bad:
+        shown = ", ".join(f"#{i}: {lab!r}" for i, lab in bad[:5])
+        raise CatsplitError(f"{what} must be non-empty strings (not only white space); bad entries {shown}")
+
+
+def check_group_shapes(groups: object) -> None:
+    """Groups are a mapping: non-empty string name -> non-empty list of member label strings.
+
+    Only the types: whether the members are labels of a head is the caller's check (`head.check_groups`).
+    """
+    if not isinstance(groups, Mapping):
+        raise CatsplitError(f"groups must be a mapping group name -> list of member labels, got {type(groups).__name__}")
+    for name, members in groups.items():
+        if not isinstance(name, str) or is_blank(name):
+            raise CatsplitError(f"group names must be non-empty strings, got {name!r}")
+        if isinstance(members, str) or not isinstance(members, Sequence) or not members:
+            raise CatsplitError(f"group {name!r} must list its member labels, got {members!r}")
+        if not set(map(type, members)) <= {str}:
+            bad = [m for m in members if not isinstance(m, str)][:5]
+            if bad:
+                raise CatsplitError(
+                    f"group {name!r} must list its members as label strings; got {bad}. "
+                    'Write each group as "group text": ["label", "label", ...]'
+                )
 
 
 def sub_modifiers(coarse: str, subs: Sequence[str], modifiers: Mapping[str, str] | None = None) -> list[str]:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import string
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -32,7 +33,17 @@ def encode(encoder: TextEncoder, texts: Sequence[str]) -> np.ndarray:
     out = encoder(unique)
     if hasattr(out, "detach"):  # torch tensor
         out = out.detach().cpu().float().numpy()
-    emb = np.asarray(out, dtype=np.float32)
+    try:
+        emb = np.asarray(out)
+        if emb.dtype.kind not in "fiub":  # strings ("1.0" would convert), objects, complex numbers
+            raise TypeError(f"dtype {emb.dtype}")
+        emb = emb.astype(np.float32, copy=False)
+    except (TypeError, ValueError) as exc:  # ragged lists: numpy's "inhomogeneous shape"
+        raise CatsplitError(
+            f"text encoder returned non-numeric or ragged output for {len(unique)} texts ({type(out).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); it must return an [{len(unique)}, E] "
+            "array of floats, every row of the same length E"
+        ) from None
     if emb.ndim != 2 or emb.shape[0] != len(unique) or emb.shape[1] == 0:
         raise CatsplitError(
             f"text encoder returned shape {emb.shape} for {len(unique)} texts; it must return [{len(unique)}, E]"
@@ -68,14 +79,28 @@ def warn_near_duplicates(texts: Sequence[str], emb: np.ndarray, labels: Sequence
         labels: the k labels they belong to (named in the warning).
         method: the method's name (named in the warning).
 
+    Labels whose texts are identical get a warning of their own (same category) that says so: their
+    rows are then bit-identical, whatever the encoder.
+
     Returns:
-        [(label_i, label_j, cosine)] for every pair at or above NEAR_DUPLICATE with different texts.
+        [(label_i, label_j, cosine)]: the pairs with identical texts (cosine 1.0), then every pair of
+        different texts at or above NEAR_DUPLICATE.
     """
     import warnings
 
+    k = len(texts)
+    same = [(labels[i], labels[j], texts[i]) for i in range(k) for j in range(i + 1, k)
+            if texts[i] == texts[j] and labels[i] != labels[j]]
+    if same:
+        shown = "; ".join(f"{a!r} / {b!r} (both {t!r})" for a, b, t in same[:3]) + (" ..." if len(same) > 3 else "")
+        warnings.warn(
+            f"method={method!r}: these labels have identical texts, so they get the same row and will always tie: "
+            f"{shown}. Give each its own modifier text (modifiers={{label: text}}) or use method='retrieval'",
+            NearDuplicateWarning, stacklevel=5,  # warn <- method <- plan_split <- split <- the caller
+        )
     cos = np.asarray(emb, dtype=np.float64) @ np.asarray(emb, dtype=np.float64).T  # [k, k]
-    pairs = [(labels[i], labels[j], round(float(cos[i, j]), 4)) for i in range(len(texts))
-             for j in range(i + 1, len(texts)) if texts[i] != texts[j] and cos[i, j] >= NEAR_DUPLICATE]
+    pairs = [(labels[i], labels[j], round(float(cos[i, j]), 4)) for i in range(k)
+             for j in range(i + 1, k) if texts[i] != texts[j] and cos[i, j] >= NEAR_DUPLICATE]
     if pairs:
         shown = "; ".join(f"{a!r} / {b!r} ({c:.3f})" for a, b, c in pairs[:3]) + (" ..." if len(pairs) > 3 else "")
         warnings.warn(
@@ -84,19 +109,45 @@ def warn_near_duplicates(texts: Sequence[str], emb: np.ndarray, labels: Sequence
             "text exactly) or a text encoder that separates them",
             NearDuplicateWarning, stacklevel=5,  # warn <- method <- plan_split <- split <- the caller
         )
-    return pairs
+    return [(a, b, 1.0) for a, b, _ in same] + pairs
 
 
 def with_templates(encoder: TextEncoder, labels: Sequence[str], templates: Sequence[str] | None) -> np.ndarray:
     """Label embeddings averaged over prompt templates ("a video of a person {}."), re-normalised -> [N, E]."""
-    if not templates:
+    if templates is None or (not isinstance(templates, str) and isinstance(templates, Sequence) and not templates):
         return encode(encoder, labels)
-    for t in templates:
-        if "{}" not in t and "{label}" not in t:
-            raise CatsplitError(f"template {t!r} has no '{{}}' or '{{label}}' slot for the label")
+    templates = check_templates(templates)
     prompts = [t.replace("{label}", "{}").format(lab) for lab in labels for t in templates]
     emb = encode(encoder, prompts).reshape(len(labels), len(templates), -1).mean(axis=1)  # [N, E]
     return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
+def check_templates(templates: Any) -> tuple[str, ...]:
+    """Prompt templates: a list of strings, each with exactly one slot `{}` (or `{label}`) for the label.
+
+    Literal braces are written `{{` and `}}`, as in `str.format`.
+    """
+    if isinstance(templates, (str, bytes)) or not isinstance(templates, Sequence):
+        hint = " (wrap a single template in a list)" if isinstance(templates, str) else ""
+        raise CatsplitError(
+            f"templates must be a list of strings such as ['a video of a person {{}}.'], got "
+            f"{type(templates).__name__} {templates!r:.80}{hint}"
+        )
+    for t in templates:
+        if not isinstance(t, str):
+            raise CatsplitError(f"templates must be strings with a '{{}}' slot for the label, got {t!r}")
+        try:
+            slots = [f for _, f, _, _ in string.Formatter().parse(t.replace("{label}", "{}")) if f is not None]
+        except ValueError as exc:  # a lone '{' or '}'
+            raise CatsplitError(
+                f"template {t!r} is not a valid format string ({exc}); write literal braces as '{{{{' and '}}}}'"
+            ) from None
+        if len(slots) != 1 or slots[0] not in ("", "0"):
+            raise CatsplitError(
+                f"template {t!r} must have exactly one '{{}}' (or '{{label}}') slot for the label, found "
+                f"{len(slots)}: {['{' + f + '}' for f in slots]}; write literal braces as '{{{{' and '}}}}'"
+            )
+    return tuple(templates)
 
 
 class CachedEncoder:

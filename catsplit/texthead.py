@@ -6,11 +6,14 @@ the embeddings of the sub labels (`split(..., method="text")` on a text head app
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
+
+import numpy as np
 
 from catsplit.errors import CatsplitError
 from catsplit.head import Head, check_labels
-from catsplit.text import TextEncoder, with_templates
+from catsplit.text import TextEncoder, check_templates, with_templates
 
 DEFAULT_TEMPLATES = ("a video of a person {}.", "a person {}.", "{}.")
 DEFAULT_SCALE = 1 / 0.07  # CLIP's initial logit scale
@@ -33,10 +36,13 @@ def text_head(
         a Head of kind "text" (saved with its scale and templates).
     """
     labels = list(check_labels(labels))
-    if not (isinstance(scale, (int, float)) and scale > 0):
-        raise CatsplitError(f"scale must be a positive number, got {scale!r}")
+    # bool is an int to Python, but scale=True is a mistake, not 1.0
+    if isinstance(scale, bool) or not (isinstance(scale, (int, float, np.number)) and math.isfinite(scale) and scale > 0):
+        raise CatsplitError(f"scale must be a positive finite number, got {scale!r}")
+    if templates is not None:
+        templates = check_templates(templates) or None  # () means none, as before
     rows = with_templates(encoder, [lower_first(lab) for lab in labels], templates)  # [C, E]
-    return Head(weight=rows, labels=labels, kind="text", scale=float(scale), templates=tuple(templates) if templates else None)
+    return Head(weight=rows, labels=labels, kind="text", scale=float(scale), templates=templates)
 
 
 def text_rows(head: Head, encoder: TextEncoder, labels: Sequence[str]):
