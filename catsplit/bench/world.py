@@ -907,7 +907,7 @@ def _table_motion(sc: _Scene, mod: str, hand: str, profile: str) -> None:
     nominal = (float(sc.sign()), 0.0)
     ang = np.zeros(T)
     layer = 2
-    fall = stop = None
+    fall = None
     R = None
     if mod in ("fall", "almost"):
         x0, y0, direction = sc.edge_start((0.12, 0.22) if profile in ("poke",) else (0.22, 0.38))
