@@ -63,3 +63,13 @@ def encoder() -> HashEncoder:
 def head_and_subs():
     head, subs, _, _ = compositional_head()
     return head, subs
+
+
+@pytest.fixture(scope="module")
+def retrieval_edits():
+    """A dim-32 compositional head and its retrieval split of "Pushing something": (head, flat, hierarchical, subs)."""
+    head, subs, _, _ = compositional_head(dim=32)
+    enc = HashEncoder()
+    flat = catsplit.split(head, enc, "Pushing something", subs, method="retrieval")
+    hier = catsplit.split(head, enc, "Pushing something", subs, method="retrieval", mode="hierarchical")
+    return head, flat, hier, subs

@@ -42,12 +42,8 @@ def clips(n: int, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def heads():
-    head, subs, _, _ = compositional_head(dim=DIM)
-    enc = HashEncoder()
-    flat = catsplit.split(head, enc, "Pushing something", subs, method="retrieval")
-    hier = catsplit.split(head, enc, "Pushing something", subs, method="retrieval", mode="hierarchical")
-    return head, flat, hier, subs
+def heads(retrieval_edits):
+    return retrieval_edits  # (head, flat, hier, subs)
 
 
 @pytest.fixture(scope="module")

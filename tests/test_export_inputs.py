@@ -54,12 +54,8 @@ def expected(mode: str):
 
 
 @pytest.fixture(scope="module")
-def heads():
-    head, subs, _, _ = compositional_head(dim=DIM)
-    enc = HashEncoder()
-    flat = catsplit.split(head, enc, "Pushing something", subs, method="retrieval")
-    hier = catsplit.split(head, enc, "Pushing something", subs, method="retrieval", mode="hierarchical")
-    return flat, hier
+def heads(retrieval_edits):
+    return retrieval_edits[1:3]  # (flat, hier)
 
 
 # --- edit_onnx -----------------------------------------------------------------------------------
