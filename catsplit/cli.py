@@ -104,7 +104,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                             max_epochs=args.max_epochs, patience=args.patience)
     tuned = finetune(head, features, labels, shots=args.shots, seed=args.seed, config=config, progress=not args.no_progress)
     tuned.save(out, overwrite=args.overwrite)
-    rec = tuned.history[-1]
+    rec = tuned.latest_record()
     info = rec["finetune"]
     shots = f"{info['shots']} per sub" if info["shots"] else "all"
     print(f"fine-tuned the {len(rec['subs'])} sub rows of {rec['coarse']!r} on {info['clips']} clips ({shots}, seed {info['seed']}): "

@@ -87,7 +87,7 @@ def run_demo(encoder: Callable | None = None, method: str = "alignment", cfg: De
         edited = split(head, encoder, COARSE, subs, method=method, mode=mode, seed=cfg.seed)
         if mode == "flat":
             out(f"\nSplit {COARSE!r} into {len(subs)} subs with method={method!r} (zero-shot: label text only).")
-            out(f"Modifiers used: {edited.history[-1]['modifiers']}")
+            out(f"Modifiers used: {edited.latest_record()['modifiers']}")
             out("\nPredictions on held-out clips of the coarse class (before -> after):")
             shown = [i for i, t in enumerate(y_te) if t in subs][:: cfg.test_per_class][: len(subs)]
             before, after = head.predict(x_te[shown]), edited.predict(x_te[shown])

@@ -17,7 +17,7 @@ import torch
 from catsplit._version import __version__
 from catsplit.config import SplitConfig, check_seed
 from catsplit.errors import CatsplitError
-from catsplit.head import Head, Table, check_finite, check_groups, label_key, label_keys
+from catsplit.head import Checked, Head, Table, check_finite, check_groups, label_key, label_keys
 from catsplit.methods import METHODS, NEEDS_ENCODER, SplitContext
 from catsplit.structure import check_text, sub_modifiers
 from catsplit.text import TextEncoder
@@ -215,28 +215,31 @@ def apply_split(
     }
     if ctx.details:
         record["details"] = ctx.details
+    history = head._history  # the head's own records: head.history would deep-copy them
     tables = list(head.tables)
-    undo = dict(head.undo)
-    groups = head.groups
+    undo = head.undo  # a fresh dict
+    groups = head._groups  # name -> tuple of members, checked when the head was made
     if mode == "flat":
         w, b = table.weight, table.bias
         new_w = concat([w[:r], w[r + 1 :], rows])  # [C - 1 + k, D]
         new_b = concat([b[:r], b[r + 1 :], sub_bias]) if b is not None else None
         labels = table.labels[:r] + table.labels[r + 1 :] + tuple(ctx.subs)
         tables[ti] = Table(weight=new_w, bias=new_b, labels=labels, parent=table.parent)
-        key = f"undo.{len(head.history)}"
+        key = f"undo.{len(history)}"
         undo[f"{key}.weight"] = w[r : r + 1].clone()
         if b is not None:
             undo[f"{key}.bias"] = b[r : r + 1].clone()
         record["undo"] = key
         if groups is not None and any(ctx.coarse in m for m in groups.values()):
-            record["groups_before"] = groups
-            groups = {g: [m for m in ms if m != ctx.coarse] for g, ms in groups.items()}
+            record["groups_before"] = {g: list(ms) for g, ms in groups.items()}
+            groups = {g: tuple(m for m in ms if m != ctx.coarse) for g, ms in groups.items()}
             groups = {g: ms for g, ms in groups.items() if ms}
     else:
         tables.append(Table(weight=rows.contiguous(), bias=sub_bias, labels=tuple(ctx.subs), parent=ctx.coarse))
         record["sub_table"] = len(tables) - 1
-    return head.evolve(tables=tuple(tables), undo=undo, groups=groups, history=head.history + (record,))
+    # Nothing here needs checking again: the groups are the head's minus the split label (still labels of the
+    # new tables), the record is built from checked values, the earlier records are the head's own.
+    return head.evolve(tables=tuple(tables), undo=undo, groups=Checked(groups), history=Checked(history + (record,)))
 
 
 _SAME_WIDTH_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
@@ -268,13 +271,15 @@ def unsplit(head: Head, coarse: str) -> Head:
     """
     if not isinstance(head, Head):
         raise CatsplitError(f"unsplit needs a catsplit.Head, got {type(head).__name__}")
-    splits = [rec for rec in head.history if rec.get("op") == "split"]
-    if not head.history or not splits or all(rec["coarse"] != coarse for rec in splits):
+    history = head._history  # read, not changed: head.history would deep-copy it
+    splits = [rec for rec in history if rec.get("op") == "split"]
+    if not history or not splits or all(rec["coarse"] != coarse for rec in splits):
         done = [rec["coarse"] for rec in splits]
         raise CatsplitError(f"{coarse!r} was not split in this head; splits recorded: {done or 'none'}")
-    last = head.history[-1]
+    last = history[-1]
     if last.get("op") != "split" or last["coarse"] != coarse:
-        later = [rec.get("coarse") for rec in head.history[head.history.index(_last_split_of(head, coarse)) + 1 :]]
+        latest = max(i for i, rec in enumerate(history) if rec.get("op") == "split" and rec["coarse"] == coarse)
+        later = [rec.get("coarse") for rec in history[latest + 1 :]]
         raise CatsplitError(
             f"edits made after the split of {coarse!r} must be undone first, newest first: "
             + ", ".join(f"unsplit(head, {c!r})" for c in reversed(later))
@@ -288,8 +293,8 @@ def unsplit(head: Head, coarse: str) -> Head:
 def _undo(head: Head, last: dict, coarse: str) -> Head:
     ti, r, k = last["table"], last["row"], len(last["subs"])
     tables = list(head.tables)
-    undo = dict(head.undo)
-    groups = head.groups
+    undo = head.undo  # a fresh dict
+    groups = head.groups  # checked again below: a group may name a sub that this undo removes
     if last["mode"] == "flat":
         t = tables[ti]
         n = t.weight.shape[0] - k  # rows before the subs
@@ -307,8 +312,4 @@ def _undo(head: Head, last: dict, coarse: str) -> Head:
         if not (0 < last["sub_table"] == len(tables) - 1 and tables[-1].parent == coarse):
             raise ValueError(f"sub_table {last['sub_table']} is not the latest sub-head of {coarse!r}")
         tables.pop()
-    return head.evolve(tables=tuple(tables), undo=undo, groups=groups, history=head.history[:-1])
-
-
-def _last_split_of(head: Head, coarse: str) -> dict:
-    return [rec for rec in head.history if rec.get("op") == "split" and rec["coarse"] == coarse][-1]
+    return head.evolve(tables=tuple(tables), undo=undo, groups=groups, history=Checked(head._history[:-1]))

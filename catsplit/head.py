@@ -17,7 +17,7 @@ import copy
 import json
 import re
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -287,13 +287,14 @@ class Head:
         object.__setattr__(self, "weight", base.weight)
         object.__setattr__(self, "bias", base.bias)
         object.__setattr__(self, "labels", tuple(lab for t in tables for lab in t.labels if lab not in gates))
-        # The same rules load_head applies, so that every head saves and loads back (spec/head-format.md §4).
-        object.__setattr__(self, "metadata", check_metadata(raw["_metadata"]))
-        object.__setattr__(self, "undo", check_undo(raw["_undo"], base))
-        object.__setattr__(self, "history", check_history(raw["_history"]))
-        if raw["_groups"] is not None:
-            checked = check_groups(raw["_groups"], all_labels(tables))
-            object.__setattr__(self, "groups", {g: tuple(ms) for g, ms in checked.items()})
+        # The same rules load_head applies, so that every head saves and loads back (spec/head-format.md §4);
+        # values wrapped in Checked (another head's own, or checked by the caller) are taken as they are.
+        object.__setattr__(self, "metadata", _checked(raw["_metadata"], check_metadata))
+        object.__setattr__(self, "undo", _checked(raw["_undo"], lambda u: check_undo(u, base)))
+        object.__setattr__(self, "history", _checked(raw["_history"], check_history))
+        object.__setattr__(self, "groups", _checked(raw["_groups"], lambda g: None if g is None else {
+            name: tuple(ms) for name, ms in check_groups(g, all_labels(tables)).items()
+        }))
         if self.kind not in ("linear", "text"):
             raise CatsplitError(f"head kind must be 'linear' or 'text', got {self.kind!r}")
         if self.templates is not None:
@@ -435,19 +436,38 @@ class Head:
             and (self.kind, self.scale, self.templates) == (other.kind, other.scale, other.templates)
         )
 
+    def latest_record(self) -> dict | None:
+        """A copy of the newest edit record (`history[-1]` without copying the whole history), or None."""
+        return _copy_json(self._history[-1]) if self._history else None
+
     def evolve(self, **changes: Any) -> Head:
         """A copy with some parts replaced (tables, groups, history, undo, ...)."""
-        for f in fields(self):  # the stored values, not the copies the attributes hand out
+        # What is kept is passed on as stored (not the copies the attributes hand out) and is not checked
+        # again, except undo and groups when the tables change: they must fit the new tables.
+        trusted = {"metadata", "history"} | (set() if "tables" in changes else {"undo", "groups"})
+        for f in fields(self):
             if f.name not in changes:
-                changes[f.name] = self.__dict__["_" + f.name if f.name in _GUARDED else f.name]
+                stored = self.__dict__["_" + f.name if f.name in _GUARDED else f.name]
+                changes[f.name] = Checked(stored) if f.name in trusted else stored
         return Head(**changes)
 
     def __repr__(self) -> str:
         mode = f", {len(self.tables) - 1} hierarchical split(s)" if self.is_hierarchical else ""
         return (
             f"Head({self.num_classes} labels, dim {self.dim}, {str(self.dtype).removeprefix('torch.')}"
-            f"{', bias' if self.bias is not None else ''}{mode}, {len(self.history)} edit(s))"
+            f"{', bias' if self.bias is not None else ''}{mode}, {len(self._history)} edit(s))"
         )
+
+
+class Checked(NamedTuple):
+    """A value for one of Head's guarded fields that has passed its check and that nothing else holds:
+    Head keeps it as it is, without checking and copying it again (used inside catsplit only)."""
+
+    value: Any
+
+
+def _checked(value: Any, check: Callable[[Any], Any]) -> Any:
+    return value.value if isinstance(value, Checked) else check(value)
 
 
 def _copy_json(x: Any, depth: int = 0) -> Any:

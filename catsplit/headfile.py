@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import torch
 
 from catsplit.errors import CatsplitError
-from catsplit.head import Head, Table, check_history, check_undo, labels_by_index, label_list, make_table
+from catsplit.head import Checked, Head, check_history, check_undo, labels_by_index, label_list, make_table
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -64,10 +64,10 @@ def head_tensors(head: Head) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         meta[KEY_TEMPLATES] = json.dumps(list(head.templates), ensure_ascii=False)
     if tables_meta:
         meta[KEY_TABLES] = json.dumps(tables_meta, ensure_ascii=False)
-    if head.groups is not None:
-        meta[KEY_GROUPS] = json.dumps(head.groups, ensure_ascii=False)
-    if head.history:
-        meta[KEY_HISTORY] = json.dumps(list(head.history), ensure_ascii=False)
+    if head._groups is not None:  # the head's own values: the attributes would copy them
+        meta[KEY_GROUPS] = json.dumps(head._groups, ensure_ascii=False)
+    if head._history:
+        meta[KEY_HISTORY] = json.dumps(list(head._history), ensure_ascii=False)
     return tensors, meta
 
 
@@ -221,8 +221,6 @@ def _load_from(
 
 def read_labels(labels: Sequence[str] | Mapping[str, int] | str | PathLike) -> list[str]:
     """Labels from a list, a {label: index} mapping, a JSON file (list or {label: index}) or a text file (one label per line)."""
-    if isinstance(labels, Mapping):  # sorted by index, as a JSON file of the same shape
-        return labels_by_index(labels, "labels")
     if isinstance(labels, str) and not Path(labels).is_file() and Path(labels).suffix.lower() not in LABEL_SUFFIXES:
         raise CatsplitError(f"labels={labels!r}: give a list of labels or the path of a .json or .txt labels file")
     if isinstance(labels, (str, os.PathLike)):
@@ -583,11 +581,6 @@ def _json_meta(path: Path, meta: Mapping[str, str], key: str) -> Any:
     return value
 
 
-def _check_undo(undo: Mapping[str, torch.Tensor], base: Table) -> None:
-    """Undo tensors hold a removed row (the rule `Head` applies too: `catsplit.head.check_undo`)."""
-    check_undo(undo, base)
-
-
 def _check_history(history: Any, undo: Mapping[str, torch.Tensor]) -> tuple[dict, ...]:
     """Edit records as `Head` checks them (`catsplit.head.check_history`), and each flat split's undo tensor present."""
     if not isinstance(history, list):
@@ -632,18 +625,15 @@ def _head_from_catsplit(
                     what=f"sub-head of {entry['parent']!r}",
                 )
             )
-        undo = {k: _float_tensor(path, tensors, k) for k in tensors if k.startswith("undo.")}
-        _check_undo(undo, tables[0])
+        undo = check_undo({k: _float_tensor(path, tensors, k) for k in tensors if k.startswith("undo.")}, tables[0])
         if groups is None and KEY_GROUPS in meta:
             groups = _json_meta(path, meta, KEY_GROUPS)
         history = _check_history(_json_meta(path, meta, KEY_HISTORY), undo) if KEY_HISTORY in meta else ()
         scale = float(meta[KEY_SCALE]) if KEY_SCALE in meta else None
-        templates = _json_meta(path, meta, KEY_TEMPLATES) if KEY_TEMPLATES in meta else None
-        if templates is not None and (not isinstance(templates, list) or not all(isinstance(t, str) for t in templates)):
-            raise CatsplitError(f"metadata {KEY_TEMPLATES!r} must be a JSON list of strings")
+        templates = _json_meta(path, meta, KEY_TEMPLATES) if KEY_TEMPLATES in meta else None  # Head checks them
         foreign = {k: v for k, v in meta.items() if k not in OWN_KEYS}
-        return Head(
-            weight=None, tables=tuple(tables), groups=groups, history=history, undo=undo,
+        return Head(  # undo and history were checked above
+            weight=None, tables=tuple(tables), groups=groups, history=Checked(history), undo=Checked(undo),
             metadata=foreign, kind=meta.get(KEY_KIND, "linear"), scale=scale, templates=templates,
         )
     except CatsplitError as exc:

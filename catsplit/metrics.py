@@ -44,12 +44,12 @@ def evaluate(original: Head, edited: Head, features: Any, labels: Sequence[Any],
     Returns:
         `Scores`.
     """
-    if coarse not in original.labels:
+    old_set, edited_labels = set(original.labels), edited.labels  # each attribute read copies the labels
+    if coarse not in old_set:
         raise CatsplitError(f"coarse label {coarse!r} is not in the original head")
-    if coarse in edited.labels:
+    if coarse in edited_labels:
         raise CatsplitError(f"{coarse!r} is still an output label of the edited head; was it split?")
-    old_set = set(original.labels)
-    new = [lab for lab in edited.labels if lab not in old_set]
+    new = [lab for lab in edited_labels if lab not in old_set]
     truth = label_names(edited, labels, known_only=False)
     feats = np.asarray(features, dtype=np.float32) if not hasattr(features, "detach") else features
     n = len(truth)

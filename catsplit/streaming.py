@@ -125,7 +125,7 @@ class HeadSource:
         if self.reader is None:
             new = split(self.head, text_encoder, coarse, subs, **split_options)
             new.save(dst, overwrite=overwrite)
-            return new.history[-1]
+            return new.latest_record()
         plan = plan_split(self.head, text_encoder, coarse, subs, **split_options)
         blocks = RowBlocks()
         new = apply_split(self.head, plan.ctx, plan.rows, method=plan.method, mode=plan.mode, concat=blocks)
@@ -134,7 +134,7 @@ class HeadSource:
             dst, tensors, meta, overwrite=overwrite,
             write_data=lambda tmp, header, tensors: self._write(tmp, header, tensors, blocks),
         )
-        return new.history[-1]
+        return new.latest_record()
 
     def _write(self, tmp: Path, header: bytes, tensors: Mapping[str, torch.Tensor], blocks: RowBlocks) -> None:
         """Header, then each tensor in data order, block by block: from the source file or from memory."""

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
             new = catsplit.split(head, encoder, coarse, subs, method=method)
             times.append(time.perf_counter() - t0)
         if method == "alignment":
-            info = new.history[-1]["details"]["training"]
+            info = new.latest_record()["details"]["training"]
             notes = f"{info['pairs']} training pairs, stopped after {info['epochs']} epochs"
         print(f"| {method} | {1e3 * statistics.median(times):.1f} | {1e3 * min(times):.1f} | {notes} |")
 
