@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from numbers import Integral, Real
+from typing import Any
 
 from catsplit.errors import CatsplitError
 
@@ -29,32 +30,48 @@ class SplitConfig:
 
     def __post_init__(self) -> None:
         # Checked here, not deep in a method: a bad value would otherwise divide by zero or give NaN scores.
-        def bad(name: str, need: str) -> CatsplitError:
-            return CatsplitError(f"SplitConfig.{name} must be {need}, got {getattr(self, name)!r}")
-
-        def number(v: object) -> bool:
-            return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)
-
-        for name in ("hidden", "batch_size", "max_epochs", "max_steps", "patience"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, Integral) or v < 1:
-                raise bad(name, "a positive integer")
-        for name in ("alpha", "beta", "weight_decay", "min_delta"):
-            if not (number(getattr(self, name)) and getattr(self, name) >= 0):
-                raise bad(name, "a finite number >= 0")
-        if not (number(self.lr) and self.lr > 0):
-            raise bad("lr", "a positive finite number")
-        if not (number(self.ema) and 0 <= self.ema < 1):
-            raise bad("ema", "a number in [0, 1)")
+        check_training_fields(
+            self, counts=("hidden", "batch_size", "max_epochs", "max_steps", "patience"),
+            non_negative=("alpha", "beta", "weight_decay", "min_delta"),
+        )
         if self.alpha == 0 and self.beta == 0:
             raise CatsplitError("SplitConfig.alpha and beta cannot both be 0: every retrieval score would be 0")
         try:
             lambdas = None if isinstance(self.ridge_lambdas, (str, bytes)) else tuple(self.ridge_lambdas)
         except TypeError:
             lambdas = None
-        if not lambdas or not all(number(v) and v > 0 for v in lambdas):
-            raise bad("ridge_lambdas", "a non-empty tuple of positive finite numbers (the ridge grid)")
+        if not lambdas or not all(_finite_number(v) and v > 0 for v in lambdas):
+            raise _bad(self, "ridge_lambdas", "a non-empty tuple of positive finite numbers (the ridge grid)")
         object.__setattr__(self, "ridge_lambdas", lambdas)
+
+
+def check_training_fields(config: Any, *, counts: tuple[str, ...], non_negative: tuple[str, ...]) -> None:
+    """The rules SplitConfig and FinetuneConfig share, so they cannot drift apart: `counts` are positive
+    integers, `non_negative` finite numbers >= 0, `lr` a positive finite number, `ema` in [0, 1).
+    Bools are refused everywhere (True would pass as 1); NumPy scalars are accepted.
+
+    Raises:
+        CatsplitError naming `<class>.<field>`.
+    """
+    for name in counts:
+        v = getattr(config, name)
+        if isinstance(v, bool) or not isinstance(v, Integral) or v < 1:
+            raise _bad(config, name, "a positive integer")
+    for name in non_negative:
+        if not (_finite_number(getattr(config, name)) and getattr(config, name) >= 0):
+            raise _bad(config, name, "a finite number >= 0")
+    if not (_finite_number(config.lr) and config.lr > 0):
+        raise _bad(config, "lr", "a positive finite number")
+    if not (_finite_number(config.ema) and 0 <= config.ema < 1):
+        raise _bad(config, "ema", "a number in [0, 1)")
+
+
+def _bad(config: object, name: str, need: str) -> CatsplitError:
+    return CatsplitError(f"{type(config).__name__}.{name} must be {need}, got {getattr(config, name)!r}")
+
+
+def _finite_number(v: object) -> bool:
+    return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
 SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes a signed 64-bit integer

@@ -7,7 +7,6 @@ Cross-entropy over the full new label space; AdamW, early stopping on an EMA of 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from catsplit.config import check_seed
+from catsplit.config import check_seed, check_training_fields
 from catsplit.errors import CatsplitError
 from catsplit.head import Head, Table, as_tensor, check_finite, label_names
 from catsplit.training import EmaEarlyStop, step_budget
@@ -34,21 +33,9 @@ class FinetuneConfig:
     min_delta: float = 1e-3
 
     def __post_init__(self) -> None:
-        def bad(name: str, need: str) -> CatsplitError:
-            return CatsplitError(f"FinetuneConfig.{name} must be {need}, got {getattr(self, name)!r}")
-
-        for name in ("batch_size", "max_epochs", "max_steps", "patience"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise bad(name, "a positive integer")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise bad("lr", "a positive number")
-        for name in ("weight_decay", "min_delta"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise bad(name, "a number >= 0")
-        if not (isinstance(self.ema, (int, float)) and 0 <= self.ema < 1):
-            raise bad("ema", "in [0, 1)")
+        check_training_fields(
+            self, counts=("batch_size", "max_epochs", "max_steps", "patience"), non_negative=("weight_decay", "min_delta")
+        )
 
 
 def sample_shots(labels: Sequence[str], subs: Sequence[str], shots: int, seed: int) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import weakref
 from typing import Any
 
 import numpy as np
@@ -111,8 +112,26 @@ def _to_probabilities(scores: np.ndarray, kind: str) -> np.ndarray:
     return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+# Session -> output name. The catsplit.head metadata holds every table's labels and groups, so
+# parsing it per predict() call cost tens of ms on large heads; a session's model never changes.
+_OUTPUT_NAMES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
 def _output_name(sess: Any, meta: dict[str, str]) -> str:
     """The tensor the head writes (`output` in catsplit.head) when the session has it, else the first output."""
+    try:
+        return _OUTPUT_NAMES[sess]
+    except (KeyError, TypeError):  # TypeError: an object that cannot be weakly referenced (or hashed)
+        pass
+    name = _parse_output_name(sess, meta)
+    try:
+        _OUTPUT_NAMES[sess] = name
+    except TypeError:
+        pass  # such a session is simply parsed on every call
+    return name
+
+
+def _parse_output_name(sess: Any, meta: dict[str, str]) -> str:
     import json
 
     names = [o.name for o in sess.get_outputs()]

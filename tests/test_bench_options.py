@@ -49,6 +49,15 @@ def test_bad_train_options_name_the_value():
         override(TrainConfig(), ["dim=64", "dim=128"], "--train-option")
 
 
+
+def test_reserved_keys_are_refused_before_anything_else():
+    why = {"seed": "the world's seed has its own flag; use --world-seed"}
+    # even next to a malformed option, and with spaces or no value, the reserved key is what is reported
+    for options in (["seed=3"], ["noise=oops", " seed = 1"], ["seed"]):
+        with pytest.raises(CatsplitError, match=r"^--world-option seed=\.\.\.: the world's seed has its own flag; use --world-seed$"):
+            override(WorldConfig(), options, "--world-option", reserved=why)
+    assert override(WorldConfig(), ["noise=7"], "--world-option", reserved=why).noise == 7
+
 def test_cli_passes_the_options_to_the_world_run(monkeypatch):
     from catsplit.cli import main
 

@@ -273,3 +273,18 @@ def test_tiny_training_linear_and_text4vis(tiny, tmp_path):
     assert np.allclose(M.extract_features(tagain, clips), tf, atol=1e-5)
     with pytest.raises(CatsplitError):
         M.train_base(tiny, B, "text4vis", cfg, progress=False)  # no encoder
+
+
+def test_cached_features_write_once_atomically_and_read_back(tmp_path):
+    from catsplit.bench.run import cached_features, read_features
+
+    arrays = {"x": np.arange(6, dtype=np.float32).reshape(2, 3), "labels": np.array(["a", "b"])}
+    calls = []
+    path = tmp_path / "A-linear-features.npz"
+    got = cached_features(path, lambda: calls.append(1) or arrays)
+    again = cached_features(path, lambda: calls.append(1) or arrays)  # cached: make() is not called again
+    assert calls == [1] and [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
+    with np.load(path) as f:  # a plain .npz, as before
+        plain = {k: f[k] for k in f.files}
+    for out in (got, again, read_features(path), plain):
+        assert out.keys() == arrays.keys() and all(np.array_equal(out[k], arrays[k]) for k in arrays)

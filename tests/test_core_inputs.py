@@ -210,6 +210,17 @@ def test_split_config_refuses_bad_values(field, value):
         SplitConfig(**{field: value})
 
 
+
+@pytest.mark.parametrize("field, value", [
+    ("lr", True), ("weight_decay", True), ("min_delta", False), ("ema", False), ("batch_size", True),
+    ("lr", "0.1"), ("ema", math.nan), ("max_steps", 2.0),
+])
+def test_finetune_config_refuses_bools_like_split_config(field, value):
+    # FinetuneConfig shares SplitConfig's validator: a bool is not a number (lr=True used to pass as 1)
+    with pytest.raises(CatsplitError, match=f"FinetuneConfig.{field}"):
+        FinetuneConfig(**{field: value})
+    assert FinetuneConfig(batch_size=np.int64(8), lr=np.float32(0.01)).batch_size == 8
+
 def test_split_config_valid_values_and_type(head_and_subs, encoder):
     assert SplitConfig(ridge_lambdas=[1, 10]).ridge_lambdas == (1, 10)
     assert SplitConfig(alpha=0, beta=1).alpha == 0 and SplitConfig(lr=np.float32(0.01)).lr > 0

@@ -203,6 +203,23 @@ def test_predict_in_chunks_and_bad_input(exported):
         export.predict(sess, x[:, :2])
 
 
+
+def test_output_name_is_read_once_per_session(exported, monkeypatch):
+    from catsplit.export import runtime
+
+    _, paths = exported
+    calls = []
+    parse = runtime._parse_output_name
+    monkeypatch.setattr(runtime, "_parse_output_name", lambda sess, meta: calls.append(1) or parse(sess, meta))
+    sess = export.session(paths["flat"], "cpu")
+    x = clips(3, seed=2).numpy()
+    first = export.predict(sess, x)
+    second = export.predict(sess, x)  # the large catsplit.head JSON is not parsed again
+    assert len(calls) == 1 and first[0].tolist() == second[0].tolist()
+    assert runtime._OUTPUT_NAMES[sess] == json.loads(sess.get_modelmeta().custom_metadata_map["catsplit.head"])["output"]
+    export.predict(export.session(paths["flat"], "cpu"), x)  # a new session is worked out anew
+    assert len(calls) == 2
+
 # --- edit_onnx -----------------------------------------------------------------------------------
 def test_edit_onnx_on_an_exported_model_equals_exporting_the_edit(tmp_path, exported, heads):
     backbone, paths = exported

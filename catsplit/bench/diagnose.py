@@ -79,7 +79,7 @@ def diagnose(cache_dir: str, encoder, world_config=None, partition_seed: int = 0
 
     from catsplit.bench import models, world
     from catsplit.bench.protocol import _with_rows
-    from catsplit.bench.run import base_head, world_targets
+    from catsplit.bench.run import base_head, read_features, world_targets
     from catsplit.edit import split
     from catsplit.head import Head
     from catsplit.text import encode
@@ -101,8 +101,8 @@ def diagnose(cache_dir: str, encoder, world_config=None, partition_seed: int = 0
         heads, targets = {}, {}
         for kind in ("linear", "text4vis"):
             heads[kind] = base_head(models.load_model(os.path.join(cache_dir, f"{p}-{kind}.safetensors"))[0], kind)
-            with np.load(os.path.join(cache_dir, f"{p}-{kind}-features.npz")) as f:
-                targets[kind] = world_targets(tax, collapsed, {k: f[k] for k in f.files})
+            features = read_features(os.path.join(cache_dir, f"{p}-{kind}-features.npz"))
+            targets[kind] = world_targets(tax, collapsed, features)
         weight, labels = heads["linear"].tables[0].weight.numpy(), list(heads["linear"].tables[0].labels)
         vectors = modifier_vectors(weight, labels, tax, fine_actions)
         hits: Dict[str, Dict[str, List[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from typing import Sequence, TypeVar
+from typing import Mapping, Sequence, TypeVar
 
 from catsplit.errors import CatsplitError
 
@@ -47,19 +47,26 @@ def _coerce(text: str, hint, where: str, signed: bool = False):
     return value
 
 
-def override(preset: C, options: Sequence[str], flag: str) -> C:
+def override(preset: C, options: Sequence[str], flag: str, *, reserved: Mapping[str, str] | None = None) -> C:
     """A copy of the dataclass `preset` with `KEY=VALUE` options applied, values parsed by field type.
 
     Args:
         preset: a dataclass instance (WorldConfig or TrainConfig).
         options: "key=value" strings; tuple fields take comma-separated values, Optional fields "none".
         flag: the command-line flag, for error messages ("--world-option").
+        reserved: keys set elsewhere (e.g. by their own flag), each with the reason given when an
+            option names it: {"seed": "the world's seed has its own flag; use --world-seed"}.
 
     Returns:
         the new dataclass instance (the preset itself when `options` is empty).
     """
     hints = typing.get_type_hints(type(preset))
     fields = [f.name for f in dataclasses.fields(preset)]
+    # A reserved key is refused before any option is parsed, whatever else is wrong with the others.
+    for option in options:
+        key = option.partition("=")[0].strip()
+        if reserved and key in reserved:
+            raise CatsplitError(f"{flag} {key}=...: {reserved[key]}")
     changes = {}
     for option in options:
         key, sep, text = option.partition("=")

@@ -6,11 +6,12 @@ rendered world that anyone can rebuild on a CPU (the default; see catsplit/bench
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from catsplit.bench import methods as table_methods
 from catsplit.bench.protocol import run_protocol
@@ -142,14 +143,24 @@ def base_head(model, kind: str):
     return text_head_of(exported)
 
 
-def cached_features(path: Path, make) -> dict:
-    """The arrays of an .npz cache file; if it is missing, `make()` them and write it (temp file, then rename)."""
+def cached_features(path: Path, make: Callable[[], dict]) -> dict:
+    """The arrays of an .npz cache file; if it is missing, `make()` them and write it atomically."""
     import numpy as np
 
+    from catsplit.atomic import atomic_path
+
     if not path.exists():
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **make())
-        tmp.replace(path)
+        arrays = make()
+        # overwrite: a concurrent run that wrote the same configuration's file first wrote the same arrays
+        with atomic_path(path, overwrite=True, example="features.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    return read_features(path)
+
+
+def read_features(path: str | os.PathLike) -> dict:
+    """Every array of a features .npz file, read into memory (the file is closed on return)."""
+    import numpy as np
+
     with np.load(path) as f:
         return {k: f[k] for k in f.files}
 
@@ -189,9 +200,8 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
     t0 = time.time()
     wc = world_config or (world.WorldConfig.quick(seed=world_seed) if quick else world.WorldConfig(seed=world_seed))
     tc = train_config or (models.TrainConfig.quick() if quick else models.TrainConfig())
-    if any(o.partition("=")[0].strip() == "seed" for o in world_options):
-        raise CatsplitError("--world-option seed=...: the world's seed has its own flag; use --world-seed")
-    wc = override(wc, world_options, "--world-option")
+    wc = override(wc, world_options, "--world-option",
+                  reserved={"seed": "the world's seed has its own flag; use --world-seed"})
     tc = override(tc, train_options, "--train-option")
     n_seeds = seeds or (1 if quick else 3)
     enc_name = getattr(encoder, "name", type(encoder).__name__)

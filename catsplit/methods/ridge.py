@@ -20,9 +20,8 @@ def ridge_rows(ctx: SplitContext) -> np.ndarray:
     if ctx.head.kind == "text":
         from catsplit.texthead import text_rows
 
-        rows = text_rows(ctx.head, ctx.encoder, ctx.subs)
-        unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
-        warn_near_duplicates(ctx.subs, unit, ctx.subs, "text")
+        rows = text_rows(ctx.head, ctx.encoder, ctx.subs)  # unit rows already (encode / with_templates normalise)
+        warn_near_duplicates(ctx.subs, rows, ctx.subs, "text")
         return rows
     labels = ctx.labels
     if len(labels) < 2:
