@@ -20,7 +20,7 @@ from catsplit.errors import CatsplitError
 from catsplit.head import Checked, Head, Table, check_finite, check_groups, label_key, label_keys
 from catsplit.methods import METHODS, NEEDS_ENCODER, SplitContext
 from catsplit.structure import check_text, sub_modifiers
-from catsplit.text import TextEncoder
+from catsplit.text import TextEncoder, warn_near_duplicates
 
 MODES = ("flat", "hierarchical")
 
@@ -132,6 +132,7 @@ def plan_split(
     if gate is not None and (isinstance(gate, bool) or not isinstance(gate, (int, float)) or not gate > 0):
         raise CatsplitError(f"gate must be a positive number (sigma), got {gate!r}")
     new_rows = np.asarray(METHODS[method](ctx), dtype=np.float32)  # [k, D]
+    warn_near_duplicates(method, *ctx.ties)  # once, after the method succeeded
     if gate is not None:
         new_rows = gated(ctx, new_rows, float(gate))
     return PlannedSplit(ctx, torch.from_numpy(np.ascontiguousarray(new_rows)), method, mode)

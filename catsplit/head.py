@@ -23,9 +23,8 @@ import numpy as np
 import torch
 
 from catsplit.errors import CatsplitError
-from catsplit.structure import _VISIBLE, check_group_shapes, is_blank
+from catsplit.structure import check_group_shapes, check_label_texts
 
-_visible = _VISIBLE.search
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -77,17 +76,7 @@ def label_keys(labels: Sequence[str]) -> list[str]:
 
 def check_labels(labels: Sequence[str], what: str = "labels") -> tuple[str, ...]:
     """Validate a label list: strings, non-empty after stripping, unique (also up to case/space)."""
-    if isinstance(labels, str) or not isinstance(labels, Sequence):
-        raise CatsplitError(f"{what} must be a list of strings, got {type(labels).__name__}")
-    # C-level passes first (map, set): 100,000 labels are common; the slow search only on failure.
-    ok = set(map(type, labels)) <= {str} and all(map(_visible, labels))
-    bad = [] if ok else [(i, lab) for i, lab in enumerate(labels) if not isinstance(lab, str) or is_blank(lab)]
-    if bad:
-        shown = ", ".join(f"#{i}: {lab!r}" for i, lab in bad[:5])
-        raise CatsplitError(
-            f"{what} must be non-empty strings (not only white space or invisible characters); bad entries {shown}. "
-            "Give every class a name."
-        )
+    check_label_texts(labels, what)
     try:
         "".join(labels).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate ("\ud800"): cannot be written to a file
@@ -342,17 +331,8 @@ class Head:
 
     # --- inference ---------------------------------------------------------------------
     def _table_logits(self, table: Table, x: torch.Tensor) -> torch.Tensor:
-        w = table.weight.to(torch.float32)
-        if self.kind == "text":
-            # Text4Vis: cosine between the feature and each (normalised) text row, times a scale.
-            x = torch.nn.functional.normalize(x, dim=-1)
-            w = torch.nn.functional.normalize(w, dim=-1)
-        z = x @ w.T  # [N, C]
-        if self.kind == "text" and self.scale is not None:
-            z = z * self.scale
-        if table.bias is not None:
-            z = z + table.bias.to(torch.float32)
-        return z
+        bias = table.bias.to(torch.float32) if table.bias is not None else None
+        return table_scores(x, table.weight.to(torch.float32), bias, kind=self.kind, scale=self.scale)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         if not self.is_hierarchical:
@@ -457,6 +437,20 @@ class Head:
             f"Head({self.num_classes} labels, dim {self.dim}, {str(self.dtype).removeprefix('torch.')}"
             f"{', bias' if self.bias is not None else ''}{mode}, {len(self._history)} edit(s))"
         )
+
+
+def table_scores(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, kind: str, scale: float | None
+) -> torch.Tensor:
+    """One table's scores, [N, D] x [C, D] -> [N, C]: `x Wᵀ + b`, or for a text head (Text4Vis) the cosine
+    between each feature and each row times `scale`, plus `b`. Differentiable (fine-tuning trains on it)."""
+    if kind == "text":
+        x = torch.nn.functional.normalize(x, dim=-1)
+        weight = torch.nn.functional.normalize(weight, dim=-1)
+    z = x @ weight.T  # [N, C]
+    if kind == "text" and scale is not None:
+        z = z * scale
+    return z + bias if bias is not None else z
 
 
 class Checked(NamedTuple):

@@ -17,7 +17,7 @@ import torch
 
 from catsplit.config import check_seed, check_training_fields
 from catsplit.errors import CatsplitError
-from catsplit.head import Head, Table, as_tensor, check_finite, label_names
+from catsplit.head import Head, Table, as_tensor, check_finite, label_names, table_scores
 from catsplit.training import EmaEarlyStop, step_budget
 
 
@@ -118,8 +118,6 @@ def finetune(
     w0 = table.weight[first:].to(torch.float32)
     b0 = table.bias[first:].to(torch.float32) if table.bias is not None else None
     frozen = _frozen_scores(head, x, rec, subs)  # what does not depend on the trainable rows
-    if head.kind == "text":  # the head scores scale * cos(x, w) + b: train on those, so normalise x once here
-        x = torch.nn.functional.normalize(x, dim=-1)
     w = w0.clone().requires_grad_()
     b = b0.clone().requires_grad_() if b0 is not None else None
     params = [w] + ([b] if b is not None else [])
@@ -139,7 +137,7 @@ def finetune(
             if step == total:
                 break
             idx = order[start : start + config.batch_size]
-            logits = _scores(head, rec, frozen, idx, _sub_logits(head, x[idx], w, b))
+            logits = _scores(head, rec, frozen, idx, table_scores(x[idx], w, b, kind=head.kind, scale=head.scale))
             loss = torch.nn.functional.cross_entropy(logits, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -164,21 +162,6 @@ def finetune(
         "loss_ema": round(stopper.best, 6),
     }
     return head.evolve(tables=tuple(tables), history=history[:-1] + (rec,))
-
-
-def _sub_logits(head: Head, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """The trainable rows' scores as the head computes them (`Head._table_logits`), differentiable in w and b.
-
-    Linear heads: `x wᵀ + b`. Text heads: `scale · cos(x, w) + b`; `x` must already be L2-normalised
-    (finetune does it once), the rows are normalised here so the gradient sees the normalisation.
-    """
-    if head.kind == "text":
-        z = x @ torch.nn.functional.normalize(w, dim=-1).T
-        if head.scale is not None:
-            z = z * head.scale
-    else:
-        z = x @ w.T
-    return z + b if b is not None else z
 
 
 def _frozen_scores(head: Head, x: torch.Tensor, rec: dict, subs: list[str]) -> dict[str, torch.Tensor]:

@@ -133,16 +133,19 @@ def infer_structure(
 
 
 def check_label_texts(labels: object, what: str = "labels") -> None:
-    """A list of non-empty label strings (a string is not a list of labels)."""
+    """A list of non-empty label strings (a string is not a list of labels); `head.check_labels` adds uniqueness."""
     if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
-        raise CatsplitError(f"{what} must be a list of label strings, got {type(labels).__name__} {labels!r:.80}")
+        raise CatsplitError(f"{what} must be a list of strings, got {type(labels).__name__} {labels!r:.80}")
     # C-level passes first: label sets of 100,000 are common; the slow search only on failure.
     if set(map(type, labels)) <= {str} and all(map(_VISIBLE.search, labels)):
         return
     bad = [(i, lab) for i, lab in enumerate(labels) if not isinstance(lab, str) or is_blank(lab)]
     if bad:
         shown = ", ".join(f"#{i}: {lab!r}" for i, lab in bad[:5])
-        raise CatsplitError(f"{what} must be non-empty strings (not only white space); bad entries {shown}")
+        raise CatsplitError(
+            f"{what} must be non-empty strings (not only white space or invisible characters); bad entries {shown}. "
+            "Give every class a name."
+        )
 
 
 def check_group_shapes(groups: object) -> None:

@@ -64,52 +64,55 @@ NEAR_DUPLICATE = 0.97  # cosine above which an encoder barely tells two differen
 
 
 class NearDuplicateWarning(UserWarning):
-    """The text encoder gives two different new labels nearly the same embedding (see warn_near_duplicates)."""
+    """The text encoder gives two different new labels nearly the same embedding (see near_duplicates)."""
 
 
-def warn_near_duplicates(texts: Sequence[str], emb: np.ndarray, labels: Sequence[str], method: str) -> list:
-    """Warn when the encoder gives two different texts nearly the same embedding.
+def near_duplicates(texts: Sequence[str], emb: np.ndarray, labels: Sequence[str]) -> tuple[list, list]:
+    """Pairs of new labels whose texts the encoder barely tells apart.
 
-    A method that reads only these embeddings then gives both labels nearly the same row, so they
-    tie. MiniLM, for one, puts "from left to right" and "from right to left" at cosine 0.987.
+    A method that reads only these embeddings gives both labels nearly the same row, so they tie.
+    MiniLM, for one, puts "from left to right" and "from right to left" at cosine 0.987.
 
     Args:
         texts: the k texts the method embeds for the new labels (modifiers or whole labels).
         emb: their unit embeddings [k, E].
-        labels: the k labels they belong to (named in the warning).
-        method: the method's name (named in the warning).
-
-    Labels whose texts are identical get a warning of their own (same category) that says so: their
-    rows are then bit-identical, whatever the encoder.
+        labels: the k labels they belong to.
 
     Returns:
-        [(label_i, label_j, cosine)]: the pairs with identical texts (cosine 1.0), then every pair of
+        (identical, close): [(label_i, label_j, text)] for pairs whose texts are the same (their rows
+        are then bit-identical, whatever the encoder), and [(label_i, label_j, cosine)] for pairs of
         different texts at or above NEAR_DUPLICATE.
     """
-    import warnings
-
     k = len(texts)
-    same = [(labels[i], labels[j], texts[i]) for i in range(k) for j in range(i + 1, k)
-            if texts[i] == texts[j] and labels[i] != labels[j]]
-    if same:
-        shown = "; ".join(f"{a!r} / {b!r} (both {t!r})" for a, b, t in same[:3]) + (" ..." if len(same) > 3 else "")
-        warnings.warn(
-            f"method={method!r}: these labels have identical texts, so they get the same row and will always tie: "
-            f"{shown}. Give each its own modifier text (modifiers={{label: text}}) or use method='retrieval'",
-            NearDuplicateWarning, stacklevel=5,  # warn <- method <- plan_split <- split <- the caller
-        )
+    identical = [(labels[i], labels[j], texts[i]) for i in range(k) for j in range(i + 1, k)
+                 if texts[i] == texts[j] and labels[i] != labels[j]]
     cos = np.asarray(emb, dtype=np.float64) @ np.asarray(emb, dtype=np.float64).T  # [k, k]
-    pairs = [(labels[i], labels[j], round(float(cos[i, j]), 4)) for i in range(k)
+    close = [(labels[i], labels[j], round(float(cos[i, j]), 4)) for i in range(k)
              for j in range(i + 1, k) if texts[i] != texts[j] and cos[i, j] >= NEAR_DUPLICATE]
-    if pairs:
-        shown = "; ".join(f"{a!r} / {b!r} ({c:.3f})" for a, b, c in pairs[:3]) + (" ..." if len(pairs) > 3 else "")
-        warnings.warn(
-            f"method={method!r}: the text encoder barely tells these apart (cosine >= {NEAR_DUPLICATE}), so they "
-            f"get nearly the same row and will mostly tie: {shown}. Use method='retrieval' (it matches modifier "
-            "text exactly) or a text encoder that separates them",
-            NearDuplicateWarning, stacklevel=5,  # warn <- method <- plan_split <- split <- the caller
+    return identical, close
+
+
+def warn_near_duplicates(method: str, identical: Sequence[tuple], close: Sequence[tuple]) -> None:
+    """One `NearDuplicateWarning` per kind of tie found by `near_duplicates`, at the user's line."""
+    from catsplit.errors import warn_caller
+
+    def shown(pairs: Sequence[tuple], fmt: str) -> str:
+        return "; ".join(fmt.format(*p) for p in pairs[:3]) + (" ..." if len(pairs) > 3 else "")
+
+    if identical:
+        warn_caller(
+            f"method={method!r}: these labels have identical texts, so they get the same row and will always tie: "
+            f"{shown(identical, '{0!r} / {1!r} (both {2!r})')}. Give each its own modifier text "
+            "(modifiers={label: text}) or use method='retrieval'",
+            NearDuplicateWarning,
         )
-    return [(a, b, 1.0) for a, b, _ in same] + pairs
+    if close:
+        warn_caller(
+            f"method={method!r}: the text encoder barely tells these apart (cosine >= {NEAR_DUPLICATE}), so they "
+            f"get nearly the same row and will mostly tie: {shown(close, '{0!r} / {1!r} ({2:.3f})')}. "
+            "Use method='retrieval' (it matches modifier text exactly) or a text encoder that separates them",
+            NearDuplicateWarning,
+        )
 
 
 def with_templates(encoder: TextEncoder, labels: Sequence[str], templates: Sequence[str] | None) -> np.ndarray:

@@ -15,7 +15,8 @@ from safetensors.torch import save_file
 import catsplit
 from catsplit import CatsplitError, FinetuneConfig, Head, SplitConfig
 from catsplit.cli import main
-from catsplit.lowshot import _frozen_scores, _scores, _sub_logits
+from catsplit.head import table_scores
+from catsplit.lowshot import _frozen_scores, _scores
 from catsplit.text import NearDuplicateWarning
 from conftest import MODIFIERS, compositional_head
 
@@ -138,7 +139,7 @@ def test_text_head_finetune_trains_on_the_heads_own_scores(encoder, mode):
     table = new.tables[-1] if mode == "hierarchical" else new.tables[0]
     w = table.weight[-2:].float()
     frozen = _frozen_scores(new, xt, rec, subs)
-    z = _scores(new, rec, frozen, torch.arange(30), _sub_logits(new, torch.nn.functional.normalize(xt, dim=-1), w, None))
+    z = _scores(new, rec, frozen, torch.arange(30), table_scores(xt, w, None, kind=new.kind, scale=new.scale))
     np.testing.assert_allclose(z.numpy(), new.logits(x), rtol=1e-4, atol=1e-4)
 
 
@@ -379,7 +380,7 @@ def test_subs_with_identical_modifiers_are_warned_about(head_and_subs, encoder):
 
 # --- 12. infer_structure ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("labels, match", [
-    (["", "a"], "#0: ''"), (["a", "  "], "#1"), (["a", 3], "#1: 3"), ("abc", "list of label strings"), (None, "list"),
+    (["", "a"], "#0: ''"), (["a", "  "], "#1"), (["a", 3], "#1: 3"), ("abc", "list of strings"), (None, "list"),
 ])
 def test_infer_structure_needs_a_list_of_label_strings(labels, match):
     with pytest.raises(CatsplitError, match=match):

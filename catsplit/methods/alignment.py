@@ -17,7 +17,7 @@ import torch
 from catsplit.config import SplitConfig
 from catsplit.errors import CatsplitError
 from catsplit.methods.context import SplitContext
-from catsplit.text import encode, warn_near_duplicates
+from catsplit.text import encode
 from catsplit.training import EmaEarlyStop, step_budget
 
 
@@ -104,9 +104,7 @@ def alignment_rows(ctx: SplitContext) -> np.ndarray:
     texts, targets = training_pairs(ctx)
     emb = encode(ctx.encoder, texts + ctx.sub_modifiers)
     x, queries = emb[: len(texts)], emb[len(texts):]
-    ties = warn_near_duplicates(ctx.sub_modifiers, queries, ctx.subs, "alignment")
-    if ties:
-        ctx.details["near_duplicates"] = ties
+    ctx.note_near_duplicates(ctx.sub_modifiers, queries)
     with torch.random.fork_rng(devices=[]):  # any op drawing from the global RNG leaves it untouched
         model, info = fit_mlp(x, targets, ctx.config, ctx.seed)
         with torch.no_grad():

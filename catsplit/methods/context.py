@@ -13,7 +13,7 @@ from catsplit.config import SplitConfig
 from catsplit.head import Head
 from catsplit.methods.dictionary import ModifierDictionary
 from catsplit.structure import Structure, infer_structure
-from catsplit.text import TextEncoder
+from catsplit.text import TextEncoder, near_duplicates
 
 
 @dataclass
@@ -28,6 +28,13 @@ class SplitContext:
     config: SplitConfig
     seed: int
     details: dict[str, Any] = field(default_factory=dict)  # what the method reports into the edit record
+    ties: tuple[list, list] = ((), ())  # subs the encoder cannot tell apart (identical, close): split warns once
+
+    def note_near_duplicates(self, texts: Sequence[str], emb: np.ndarray) -> None:
+        """Record the subs whose embedded `texts` [k] (unit embeddings `emb` [k, E]) nearly coincide."""
+        identical, close = self.ties = near_duplicates(texts, emb, self.subs)
+        if identical or close:
+            self.details["near_duplicates"] = [(a, b, 1.0) for a, b, _ in identical] + close
 
     @cached_property
     def coarse_row(self) -> np.ndarray:

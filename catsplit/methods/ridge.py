@@ -10,7 +10,7 @@ import numpy as np
 
 from catsplit.errors import CatsplitError
 from catsplit.methods.context import SplitContext
-from catsplit.text import encode, warn_near_duplicates
+from catsplit.text import encode
 
 LOO_MAX_ROWS = 4096  # lambda is chosen on at most this many labels (seeded subset): LOO needs [C, D] temporaries
 
@@ -21,14 +21,14 @@ def ridge_rows(ctx: SplitContext) -> np.ndarray:
         from catsplit.texthead import text_rows
 
         rows = text_rows(ctx.head, ctx.encoder, ctx.subs)  # unit rows already (encode / with_templates normalise)
-        warn_near_duplicates(ctx.subs, rows, ctx.subs, "text")
+        ctx.note_near_duplicates(ctx.subs, rows)
         return rows
     labels = ctx.labels
     if len(labels) < 2:
         raise CatsplitError("method='text' needs at least 2 other labels to fit its ridge map; use method='coarse'")
     emb = encode(ctx.encoder, labels + ctx.subs)
     phi, phi_subs = emb[: len(labels)], emb[len(labels):]  # [C, E], [k, E]
-    warn_near_duplicates(ctx.subs, phi_subs, ctx.subs, "text")
+    ctx.note_near_duplicates(ctx.subs, phi_subs)
     w = ctx.rows_of(labels).astype(np.float64)  # [C, D]
     phi = phi.astype(np.float64)
     mu_phi, mu_w = phi.mean(0), w.mean(0)
