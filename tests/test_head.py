@@ -83,3 +83,36 @@ def test_exported_names_are_not_shadowed_by_submodules():
             importlib.import_module(f"catsplit.{mod.name}")
     for name in catsplit.__all__:
         assert not isinstance(getattr(catsplit, name), type(catsplit)), name
+
+
+def test_edits_pass_the_checked_parts_of_a_head_on_without_checking_them_again(monkeypatch):
+    """A chain of splits on a large head must not re-validate (and copy) its whole history and groups each time."""
+    import catsplit.head as head_module
+
+    labels = [f"Action{i // 3} something v{i % 3}" for i in range(60)]
+    groups = {f"Action{g} something": labels[3 * g : 3 * g + 3] for g in range(20)}
+    head = Head(weight=np.eye(60, 8, dtype=np.float32), labels=labels, groups=groups)
+    for i in range(3):
+        head = catsplit.split(head, None, labels[3 * i], [f"{labels[3 * i]} left", f"{labels[3 * i]} right"], method="coarse")
+    calls = {"check_history": 0, "check_groups": 0}
+    for name in calls:
+        real = getattr(head_module, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(head_module, name, counted)
+    edited = catsplit.split(head, None, labels[9], [f"{labels[9]} left", f"{labels[9]} right"], method="coarse")
+    assert calls == {"check_history": 0, "check_groups": 0}
+    restored = catsplit.unsplit(edited, labels[9])
+    assert calls["check_history"] == 0  # the undone edit's groups are checked again: they must fit the smaller head
+    assert restored.equals(head) and restored.history == head.history and restored.groups == head.groups
+    assert edited.latest_record() == edited.history[-1] and edited.latest_record() is not edited.latest_record()
+
+
+def test_chain_speed_script_restores_the_head_and_prints_medians(capsys):
+    from catsplit.bench.chain_speed import main
+
+    main(["--labels", "40", "--edits", "3", "--repeats", "1"])
+    assert "40 labels, 3 edits, 1 repeats: splits" in capsys.readouterr().out
