@@ -315,12 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except CatsplitError as exc:
-        print(f"catsplit: error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():  # restores the caller's showwarning on the way out
+        warnings.showwarning = _show_warning
+        try:
+            return args.func(args)
+        except CatsplitError as exc:
+            print(f"catsplit: error: {exc}", file=sys.stderr)
+            return 2
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """Warnings as one line like errors: on the command line a source location (the launcher's) means nothing."""
+    print(f"catsplit: warning: {message}", file=sys.stderr if file is None else file)
 
 
 if __name__ == "__main__":

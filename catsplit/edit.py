@@ -17,7 +17,7 @@ import torch
 from catsplit._version import __version__
 from catsplit.config import SplitConfig, check_seed
 from catsplit.errors import CatsplitError
-from catsplit.head import Checked, Head, Table, check_finite, check_groups, label_key, label_keys
+from catsplit.head import _Checked, Head, Table, check_finite, check_groups, check_history, label_key, label_keys
 from catsplit.methods import METHODS, NEEDS_ENCODER, SplitContext
 from catsplit.structure import check_text, sub_modifiers
 from catsplit.text import TextEncoder, warn_near_duplicates
@@ -238,9 +238,11 @@ def apply_split(
     else:
         tables.append(Table(weight=rows.contiguous(), bias=sub_bias, labels=tuple(ctx.subs), parent=ctx.coarse))
         record["sub_table"] = len(tables) - 1
-    # Nothing here needs checking again: the groups are the head's minus the split label (still labels of the
-    # new tables), the record is built from checked values, the earlier records are the head's own.
-    return head.evolve(tables=tuple(tables), undo=undo, groups=Checked(groups), history=Checked(history + (record,)))
+    # The groups are the head's minus the split label (still labels of the new tables) and the earlier records
+    # are the head's own: neither is checked again. The new record is (copied, and JSON-checked: a method's
+    # details could hold anything), which costs one record, not the whole history.
+    new_record = check_history((record,), "the new edit record")
+    return head.evolve(tables=tuple(tables), undo=undo, groups=_Checked(groups), history=_Checked(history + new_record))
 
 
 _SAME_WIDTH_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
@@ -313,4 +315,4 @@ def _undo(head: Head, last: dict, coarse: str) -> Head:
         if not (0 < last["sub_table"] == len(tables) - 1 and tables[-1].parent == coarse):
             raise ValueError(f"sub_table {last['sub_table']} is not the latest sub-head of {coarse!r}")
         tables.pop()
-    return head.evolve(tables=tuple(tables), undo=undo, groups=groups, history=Checked(head._history[:-1]))
+    return head.evolve(tables=tuple(tables), undo=undo, groups=groups, history=_Checked(head._history[:-1]))

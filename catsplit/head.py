@@ -277,7 +277,7 @@ class Head:
         object.__setattr__(self, "bias", base.bias)
         object.__setattr__(self, "labels", tuple(lab for t in tables for lab in t.labels if lab not in gates))
         # The same rules load_head applies, so that every head saves and loads back (spec/head-format.md §4);
-        # values wrapped in Checked (another head's own, or checked by the caller) are taken as they are.
+        # values wrapped in _Checked (another head's own, or checked by the caller) are taken as they are.
         object.__setattr__(self, "metadata", _checked(raw["_metadata"], check_metadata))
         object.__setattr__(self, "undo", _checked(raw["_undo"], lambda u: check_undo(u, base)))
         object.__setattr__(self, "history", _checked(raw["_history"], check_history))
@@ -428,7 +428,7 @@ class Head:
         for f in fields(self):
             if f.name not in changes:
                 stored = self.__dict__["_" + f.name if f.name in _GUARDED else f.name]
-                changes[f.name] = Checked(stored) if f.name in trusted else stored
+                changes[f.name] = _Checked(stored) if f.name in trusted else stored
         return Head(**changes)
 
     def __repr__(self) -> str:
@@ -453,7 +453,7 @@ def table_scores(
     return z + bias if bias is not None else z
 
 
-class Checked(NamedTuple):
+class _Checked(NamedTuple):
     """A value for one of Head's guarded fields that has passed its check and that nothing else holds:
     Head keeps it as it is, without checking and copying it again (used inside catsplit only)."""
 
@@ -461,7 +461,7 @@ class Checked(NamedTuple):
 
 
 def _checked(value: Any, check: Callable[[Any], Any]) -> Any:
-    return value.value if isinstance(value, Checked) else check(value)
+    return value.value if isinstance(value, _Checked) else check(value)
 
 
 def _copy_json(x: Any, depth: int = 0) -> Any:

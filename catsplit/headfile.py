@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import torch
 
 from catsplit.errors import CatsplitError
-from catsplit.head import Checked, Head, check_history, check_undo, labels_by_index, label_list, make_table
+from catsplit.head import _Checked, Head, check_history, check_undo, labels_by_index, label_list, make_table
+from catsplit.text import check_templates
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -630,10 +631,15 @@ def _head_from_catsplit(
             groups = _json_meta(path, meta, KEY_GROUPS)
         history = _check_history(_json_meta(path, meta, KEY_HISTORY), undo) if KEY_HISTORY in meta else ()
         scale = float(meta[KEY_SCALE]) if KEY_SCALE in meta else None
-        templates = _json_meta(path, meta, KEY_TEMPLATES) if KEY_TEMPLATES in meta else None  # Head checks them
+        templates = None
+        if KEY_TEMPLATES in meta:
+            try:
+                templates = check_templates(_json_meta(path, meta, KEY_TEMPLATES))
+            except CatsplitError as exc:
+                raise CatsplitError(f"metadata {KEY_TEMPLATES!r} is damaged: {exc}") from None
         foreign = {k: v for k, v in meta.items() if k not in OWN_KEYS}
         return Head(  # undo and history were checked above
-            weight=None, tables=tuple(tables), groups=groups, history=Checked(history), undo=Checked(undo),
+            weight=None, tables=tuple(tables), groups=groups, history=_Checked(history), undo=_Checked(undo),
             metadata=foreign, kind=meta.get(KEY_KIND, "linear"), scale=scale, templates=templates,
         )
     except CatsplitError as exc:

@@ -66,6 +66,23 @@ def test_cli_errors_are_one_line_messages(head_file, capsys, tmp_path):
     assert "Traceback" not in err
 
 
+def test_cli_warnings_are_one_line_messages_without_a_source_location(head_file, capsys, tmp_path):
+    """subs[0] / subs[1] differ only in word order: the hash encoder cannot tell them apart."""
+    import warnings
+
+    path, _, subs = head_file
+    args = ["split", str(path), "--coarse", COARSE, "--sub", subs[0], "--sub", subs[1], "--method", "alignment",
+            "-o", str(tmp_path / "o.safetensors")]
+    shown_before = warnings.showwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(args) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("catsplit: warning: method='alignment': the text encoder barely tells these apart")
+    assert repr(subs[0]) in err and ".py:" not in err and "runpy" not in err
+    assert warnings.showwarning is shown_before  # the CLI's format does not leak into the caller
+
+
 def test_subs_file_groups_and_modifiers_files(head_file, tmp_path):
     path, head, subs = head_file
     (tmp_path / "subs.txt").write_text("\n".join(subs[:2]) + "\n")

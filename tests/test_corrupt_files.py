@@ -234,7 +234,7 @@ def test_metadata_with_wrong_json_types(tmp_path, good):
         ("catsplit.tables", '["sub.1"]', "damaged catsplit metadata"),
         ("catsplit.groups", "[1]", "groups must be a mapping"),
         ("catsplit.history", '"split"', "JSON list"),
-        ("catsplit.templates", '"a {}"', "list of strings"),
+        ("catsplit.templates", '"a {}"', "'catsplit.templates' is damaged: templates must be a list of strings"),
         ("catsplit.scale", "abc", "damaged catsplit metadata"),
         ("catsplit.scale", "1e999", "finite"),
         ("catsplit.kind", "conv", "kind"),

@@ -116,3 +116,29 @@ def test_chain_speed_script_restores_the_head_and_prints_medians(capsys):
 
     main(["--labels", "40", "--edits", "3", "--repeats", "1"])
     assert "40 labels, 3 edits, 1 repeats: splits" in capsys.readouterr().out
+
+
+def test_the_new_edit_record_is_the_heads_own_and_checked():
+    """apply_split takes the method's details into the record: copied, and refused if they cannot be saved."""
+    from catsplit.edit import apply_split, plan_split
+
+    head = Head(weight=np.eye(4, 3, dtype=np.float32), labels=["a x", "a y", "b", "c"])
+    plan = plan_split(head, None, "b", ["b 1", "b 2"], method="coarse")
+    plan.ctx.details["note"] = ["kept"]
+    edited = apply_split(head, plan.ctx, plan.rows, method=plan.method, mode=plan.mode)
+    plan.ctx.details["note"].append("changed afterwards")
+    assert edited.history[-1]["details"]["note"] == ["kept"]
+    plan.ctx.details["junk"] = np.float32(1)
+    with pytest.raises(CatsplitError, match="new edit record.*cannot be written as JSON"):
+        apply_split(head, plan.ctx, plan.rows, method=plan.method, mode=plan.mode)
+
+
+def test_evolve_with_new_tables_checks_the_kept_groups_and_undo_against_them():
+    head = Head(weight=np.eye(4, 3, dtype=np.float32), labels=["a x", "a y", "b", "c"], groups={"a": ["a x", "a y"]})
+    fewer = catsplit.head.Table(weight=head.weight[1:], bias=None, labels=tuple(head.labels[1:]))
+    with pytest.raises(CatsplitError, match="a x"):  # the group names a label the new tables lack
+        head.evolve(tables=(fewer,))
+    edited = catsplit.split(head, None, "b", ["b 1", "b 2"], method="coarse")
+    narrower = catsplit.head.Table(weight=edited.weight[:, :2], bias=None, labels=tuple(edited.labels))
+    with pytest.raises(CatsplitError, match="undo"):  # the removed row no longer fits the table's width
+        edited.evolve(tables=(narrower,), groups=None)

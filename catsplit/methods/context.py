@@ -28,7 +28,7 @@ class SplitContext:
     config: SplitConfig
     seed: int
     details: dict[str, Any] = field(default_factory=dict)  # what the method reports into the edit record
-    ties: tuple[list, list] = ((), ())  # subs the encoder cannot tell apart (identical, close): split warns once
+    ties: tuple[Sequence, Sequence] = ((), ())  # subs the encoder cannot tell apart (identical, close): split warns once
 
     def note_near_duplicates(self, texts: Sequence[str], emb: np.ndarray) -> None:
         """Record the subs whose embedded `texts` [k] (unit embeddings `emb` [k, E]) nearly coincide."""
