@@ -309,6 +309,15 @@ def test_edit_onnx_on_models_built_with_the_helper_api(tmp_path, layout, softmax
     assert "MatMul" in ops and ops.count("Softmax") == (1 if mode == "flat" and softmax else 0) + (2 if mode == "hierarchical" else 0)
 
 
+def test_edit_onnx_tie_warning_points_at_the_callers_line(tmp_path):
+    """The hash encoder gives two subs with the same words one embedding: the warning names this file."""
+    foreign_model(tmp_path / "src.onnx", "gemm", softmax=False)
+    subs = ["Holding something from left to right", "Holding something from right to left"]
+    with pytest.warns(catsplit.text.NearDuplicateWarning) as caught:
+        export.edit_onnx(tmp_path / "src.onnx", HashEncoder(), "Holding something", subs, tmp_path / "dst.onnx", method="text")
+    assert [w.filename for w in caught] == [__file__]
+
+
 def test_edit_onnx_reads_labels_from_a_file(tmp_path):
     w1, w, b = foreign_model(tmp_path / "src.onnx", "gemm", softmax=False, labels_in_metadata=False)
     subs = ["Dropping something onto", "Dropping something into"]
