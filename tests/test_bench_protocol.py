@@ -178,7 +178,13 @@ def test_world_run_end_to_end_and_cached(tmp_path, capsys):
     # the diagnostics read the same cache
     from catsplit.bench.diagnose import diagnose
 
-    report = diagnose(second["config"]["cache"], HashEncoder(), world_config=wc)
+    import warnings
+
+    from catsplit.text import NearDuplicateWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NearDuplicateWarning)  # its report gives the cosines; no warning per edit
+        report = diagnose(second["config"]["cache"], HashEncoder(), world_config=wc)
     assert set(report) == {"A", "B"}
     for p, r in report.items():
         assert set(r["generality"]) == {"alignment", "mean-modifier bound", "text4vis"}
