@@ -1,0 +1,19 @@
+"""Metadata keys catsplit writes: one table for head files (safetensors `__metadata__`) and ONNX
+models (`metadata_props`), so the readers and writers of both cannot drift apart."""
+
+# --- head files (spec/head-format.md) --------------------------------------------------------
+FORMAT_VERSION = "1"
+KEY_FORMAT = "catsplit.format"
+KEY_LABELS = "catsplit.labels"  # labels of the base table (head files) / the output columns (ONNX), a JSON list
+KEY_TABLES = "catsplit.tables"
+KEY_GROUPS = "catsplit.groups"
+KEY_HISTORY = "catsplit.history"  # the head's edit records (JSON list)
+KEY_KIND = "catsplit.kind"
+KEY_SCALE = "catsplit.scale"
+KEY_TEMPLATES = "catsplit.templates"
+OWN_KEYS = {KEY_FORMAT, KEY_LABELS, KEY_TABLES, KEY_GROUPS, KEY_HISTORY, KEY_KIND, KEY_SCALE, KEY_TEMPLATES}
+
+# --- ONNX models (spec/onnx-contract.md) ------------------------------------------------------
+KEY_OUTPUT = "catsplit.output"  # what the output holds: logits | probabilities | log_probabilities
+KEY_HEAD = "catsplit.head"  # how to rebuild the head from the graph (JSON object)
+ONNX_LABEL_KEYS = (KEY_LABELS, "labels")  # metadata keys read for a foreign model's labels (JSON list)
