@@ -14,13 +14,17 @@ from catsplit.errors import CatsplitError
 # public name -> module that defines it
 _EXPORTS = {
     "Head": "catsplit.head",
-    "load_head": "catsplit.headfile",
-    "split_file": "catsplit.streaming",
+    "load_head": "catsplit.io.loading",
+    "save_head": "catsplit.io.headfile",
+    "split_file": "catsplit.io.streaming",
     "split": "catsplit.edit",
     "unsplit": "catsplit.edit",
     "evaluate": "catsplit.metrics",
     "Scores": "catsplit.metrics",
     "SplitConfig": "catsplit.config",
+    "AlignmentConfig": "catsplit.methods.alignment",
+    "RetrievalConfig": "catsplit.methods.retrieval",
+    "TextConfig": "catsplit.methods.text",
     "infer_structure": "catsplit.structure",
     "Structure": "catsplit.structure",
     "default_text_encoder": "catsplit.encoders",
@@ -35,15 +39,19 @@ __all__ = ["CatsplitError", "__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
     from catsplit.config import SplitConfig
+    from catsplit.methods.alignment import AlignmentConfig
+    from catsplit.methods.retrieval import RetrievalConfig
+    from catsplit.methods.text import TextConfig
     from catsplit.edit import split, unsplit
     from catsplit.lowshot import FinetuneConfig, finetune
     from catsplit.merging import merge
     from catsplit.texthead import text_head
     from catsplit.encoders import default_text_encoder, load_text_encoder
     from catsplit.head import Head
-    from catsplit.headfile import load_head
+    from catsplit.io.headfile import save_head
+    from catsplit.io.loading import load_head
     from catsplit.metrics import Scores, evaluate
-    from catsplit.streaming import split_file
+    from catsplit.io.streaming import split_file
     from catsplit.structure import Structure, infer_structure
 
 

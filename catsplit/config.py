@@ -1,13 +1,19 @@
-"""Settings of the zero-shot methods, with the paper's defaults."""
+"""SplitConfig: the settings of every zero-shot method in one object, with the paper's defaults.
+
+Each method has its own config (`RetrievalConfig`, `AlignmentConfig`, `TextConfig`, registered
+with the method); `split(config=...)` takes either that or a SplitConfig, from which the chosen
+method reads the fields its own config has.
+"""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-from numbers import Integral, Real
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from catsplit.errors import CatsplitError
+from catsplit.methods.alignment import check_alignment_fields
+from catsplit.methods.registry import get_method
+from catsplit.methods.retrieval import check_retrieval_fields
+from catsplit.methods.text import ridge_grid
 
 
 @dataclass(frozen=True)
@@ -30,55 +36,14 @@ class SplitConfig:
 
     def __post_init__(self) -> None:
         # Checked here, not deep in a method: a bad value would otherwise divide by zero or give NaN scores.
-        check_training_fields(
-            self, counts=("hidden", "batch_size", "max_epochs", "max_steps", "patience"),
-            non_negative=("alpha", "beta", "weight_decay", "min_delta"),
-        )
-        if self.alpha == 0 and self.beta == 0:
-            raise CatsplitError("SplitConfig.alpha and beta cannot both be 0: every retrieval score would be 0")
-        try:
-            lambdas = None if isinstance(self.ridge_lambdas, (str, bytes)) else tuple(self.ridge_lambdas)
-        except TypeError:
-            lambdas = None
-        if not lambdas or not all(_finite_number(v) and v > 0 for v in lambdas):
-            raise _bad(self, "ridge_lambdas", "a non-empty tuple of positive finite numbers (the ridge grid)")
-        object.__setattr__(self, "ridge_lambdas", lambdas)
+        # The methods' own rules, applied to this object so that errors name SplitConfig.<field>.
+        check_alignment_fields(self)
+        check_retrieval_fields(self)
+        object.__setattr__(self, "ridge_lambdas", ridge_grid(self))
 
-
-def check_training_fields(config: Any, *, counts: tuple[str, ...], non_negative: tuple[str, ...]) -> None:
-    """The rules SplitConfig and FinetuneConfig share, so they cannot drift apart: `counts` are positive
-    integers, `non_negative` finite numbers >= 0, `lr` a positive finite number, `ema` in [0, 1).
-    Bools are refused everywhere (True would pass as 1); NumPy scalars are accepted.
-
-    Raises:
-        CatsplitError naming `<class>.<field>`.
-    """
-    for name in counts:
-        v = getattr(config, name)
-        if isinstance(v, bool) or not isinstance(v, Integral) or v < 1:
-            raise _bad(config, name, "a positive integer")
-    for name in non_negative:
-        if not (_finite_number(getattr(config, name)) and getattr(config, name) >= 0):
-            raise _bad(config, name, "a finite number >= 0")
-    if not (_finite_number(config.lr) and config.lr > 0):
-        raise _bad(config, "lr", "a positive finite number")
-    if not (_finite_number(config.ema) and 0 <= config.ema < 1):
-        raise _bad(config, "ema", "a number in [0, 1)")
-
-
-def _bad(config: object, name: str, need: str) -> CatsplitError:
-    return CatsplitError(f"{type(config).__name__}.{name} must be {need}, got {getattr(config, name)!r}")
-
-
-def _finite_number(v: object) -> bool:
-    return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)
-
-
-SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes a signed 64-bit integer
-
-
-def check_seed(seed: object, what: str = "seed") -> int:
-    """A seed: an integer (Python or NumPy, not bool) with 0 <= seed < 2**63, which numpy and torch both take."""
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= int(seed) < SEED_LIMIT:
-        raise CatsplitError(f"{what} must be an integer with 0 <= {what} < 2**63, got {seed!r}")
-    return int(seed)
+    def for_method(self, name: str) -> Any:
+        """The config of method `name` with this object's values for its fields (None for a method without one)."""
+        config_type = get_method(name).config
+        if config_type is None:
+            return None
+        return config_type(**{f.name: getattr(self, f.name) for f in fields(config_type)})

@@ -15,11 +15,24 @@ import numpy as np
 import torch
 
 from catsplit._version import __version__
-from catsplit.config import SplitConfig, check_seed
+from catsplit.checks import (
+    check_finite,
+    check_groups,
+    check_history,
+    check_seed,
+    check_text,
+    label_key,
+    label_keys,
+    without_label,
+)
+from catsplit.config import SplitConfig
 from catsplit.errors import CatsplitError
-from catsplit.head import _Checked, Head, Table, check_finite, check_groups, check_history, label_key, label_keys
-from catsplit.methods import METHODS, NEEDS_ENCODER, SplitContext
-from catsplit.structure import check_text, sub_modifiers
+from catsplit.gate import gated
+from catsplit.head import Head, Table
+from catsplit.methods.base import Ties
+from catsplit.methods.context import SplitContext
+from catsplit.methods.registry import gate_methods, get_method
+from catsplit.structure import sub_modifiers
 from catsplit.text import TextEncoder, warn_near_duplicates
 
 MODES = ("flat", "hierarchical")
@@ -47,13 +60,15 @@ def split(
             method="coarse". None otherwise loads the default encoder.
         coarse: the label to split.
         subs: its k >= 2 new fine labels, in output order.
-        method: "alignment" (default), "retrieval", "text" or "coarse".
+        method: a name from `catsplit.methods.registry.METHODS`: "alignment" (default), "retrieval",
+            "text" or "coarse".
         mode: "flat" (plain linear head, coarse row replaced) or "hierarchical" (coarse row kept as a gate).
         modifiers: label -> modifier text, for subs and/or existing labels (overrides inference).
         groups: pseudo-coarse groups of existing labels, group text -> members (overrides
             `head.groups` and inference).
         seed: seed of the alignment MLP.
-        config: method settings (`SplitConfig`); the paper's defaults when None.
+        config: the method's settings: its own config (`AlignmentConfig`, `RetrievalConfig`, `TextConfig`)
+            or a `SplitConfig`; the paper's defaults when None.
         gate: sigma of the similarity gate (after MoTE), retrieval and alignment only: each edit
             w_c + delta becomes w_c + lambda * delta with lambda = exp(-(1 - s) / sigma), s = the best
             cosine similarity of the sub's modifier text to the dictionary's modifiers.
@@ -64,7 +79,7 @@ def split(
         head, text_encoder, coarse, subs, method=method, mode=mode, modifiers=modifiers, groups=groups, seed=seed,
         config=config, gate=gate,
     )
-    return apply_split(head, plan.ctx, plan.rows, method=plan.method, mode=plan.mode)
+    return apply_split(head, plan)
 
 
 class PlannedSplit(NamedTuple):
@@ -74,6 +89,8 @@ class PlannedSplit(NamedTuple):
     rows: torch.Tensor  # [k, D] float32, the method's new rows (gate applied)
     method: str
     mode: str
+    details: dict[str, Any]  # the method's report (and the gate's), for the edit record
+    ties: Ties  # subs the encoder cannot tell apart (already warned about)
 
 
 def plan_split(
@@ -93,26 +110,20 @@ def plan_split(
     """`split`'s checks and its method: the new rows, with nothing assembled. Arguments as for `split`."""
     if not isinstance(head, Head):
         raise CatsplitError(f"split needs a catsplit.Head, got {type(head).__name__}; use catsplit.load_head(...)")
-    if method not in METHODS:
-        raise CatsplitError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+    spec = get_method(method)
     if mode not in MODES:
         raise CatsplitError(f"unknown mode {mode!r}; choose 'flat' or 'hierarchical'")
     seed = check_seed(seed)
     subs = check_subs(head, coarse, subs)
-    if config is None:
-        config = SplitConfig()
-    elif not isinstance(config, SplitConfig):
-        raise CatsplitError(
-            f"config must be a catsplit.SplitConfig, got {type(config).__name__}; e.g. config=SplitConfig(alpha=0.7)"
-        )
+    method_config = method_settings(spec.name, spec.config, config)
     if modifiers is not None and not isinstance(modifiers, Mapping):
         raise CatsplitError(f"modifiers must map label -> modifier text, got {type(modifiers).__name__}")
     if groups is not None:
-        check_groups(groups, set(head._labels))
+        check_groups(groups, set(head.labels))
         if any(coarse in members for members in groups.values()):
             raise CatsplitError(f"groups list the class being split, {coarse!r}, as a member; leave it out")
-    if method in NEEDS_ENCODER and text_encoder is None:
-        from catsplit.encoders import default_text_encoder
+    if spec.needs_encoder and text_encoder is None:
+        from catsplit.encoders import default_text_encoder  # loads the MiniLM files: only when needed
 
         text_encoder = default_text_encoder()
 
@@ -124,36 +135,42 @@ def plan_split(
         sub_modifiers=sub_modifiers(coarse, subs, modifiers),
         groups=groups if groups is not None else head.groups,
         modifiers=modifiers,
-        config=config,
+        config=method_config,
         seed=seed,
     )
-    if gate is not None and method not in ("retrieval", "alignment"):
-        raise CatsplitError(f"gate= scales modifier edits; it needs method 'retrieval' or 'alignment', not {method!r}")
+    if gate is not None and not spec.accepts_gate:
+        raise CatsplitError(
+            f"gate= scales modifier edits; it needs method {' or '.join(map(repr, gate_methods()))}, not {method!r}"
+        )
     if gate is not None and (isinstance(gate, bool) or not isinstance(gate, (int, float)) or not gate > 0):
         raise CatsplitError(f"gate must be a positive number (sigma), got {gate!r}")
-    new_rows = np.asarray(METHODS[method](ctx), dtype=np.float32)  # [k, D]
-    warn_near_duplicates(method, *ctx.ties)  # once, after the method succeeded
+    result = spec.rows(ctx)
+    new_rows = np.asarray(result.rows, dtype=np.float32)  # [k, D]
+    warn_near_duplicates(spec.name, *result.ties)  # once, after the method succeeded
+    details = dict(result.details)
     if gate is not None:
-        new_rows = gated(ctx, new_rows, float(gate))
-    return PlannedSplit(ctx, torch.from_numpy(np.ascontiguousarray(new_rows)), method, mode)
+        new_rows, details["gate"] = gated(ctx, new_rows, float(gate))
+    rows = torch.from_numpy(np.ascontiguousarray(new_rows))
+    return PlannedSplit(ctx, rows, spec.name, mode, details, result.ties)
 
 
-def gated(ctx: SplitContext, rows: np.ndarray, sigma: float) -> np.ndarray:
-    """w_c + lambda_j (w_sj - w_c), lambda_j = exp(-(1 - s_j) / sigma): unfamiliar modifiers move the row less."""
-    from catsplit.text import encode
-
-    d = ctx.dictionary
-    emb = encode(ctx.encoder, ctx.sub_modifiers + d.modifiers)
-    k = len(ctx.sub_modifiers)
-    s = (emb[:k] @ emb[k:].T).max(axis=1)  # [k] best similarity to a known modifier
-    lam = np.exp(-(1.0 - s) / sigma)
-    ctx.details["gate"] = {"sigma": sigma, "similarity": [round(float(x), 6) for x in s], "lambda": [round(float(x), 6) for x in lam]}
-    return ctx.coarse_row[None, :] + lam[:, None] * (rows - ctx.coarse_row[None, :])
+def method_settings(name: str, config_type: type | None, config: Any) -> Any:
+    """The method's own config from `split(config=...)`: None -> its defaults, a SplitConfig -> its fields."""
+    if config is None:
+        return None if config_type is None else config_type()
+    if isinstance(config, SplitConfig):
+        return config.for_method(name)
+    if config_type is not None and isinstance(config, config_type):
+        return config
+    own = f"catsplit.{config_type.__name__} or " if config_type is not None else ""
+    raise CatsplitError(
+        f"config must be a {own}catsplit.SplitConfig, got {type(config).__name__}; e.g. config=SplitConfig(alpha=0.7)"
+    )
 
 
 def check_subs(head: Head, coarse: str, subs: Sequence[str]) -> list[str]:
     """Validate the target: coarse is an output label; subs are >= 2 new, distinct, non-empty labels."""
-    if not isinstance(coarse, str) or coarse not in head._labels:
+    if not isinstance(coarse, str) or coarse not in head.labels:
         if isinstance(coarse, str) and coarse in head.gates:
             raise CatsplitError(
                 f"{coarse!r} was already split hierarchically and is now a gate; unsplit it first or split one of its subs"
@@ -183,16 +200,18 @@ def check_subs(head: Head, coarse: str, subs: Sequence[str]) -> list[str]:
 
 
 def apply_split(
-    head: Head, ctx: SplitContext, rows: torch.Tensor, *, method: str, mode: str,
-    concat: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None,
+    head: Head, plan: PlannedSplit, *, concat: Callable[[Sequence[torch.Tensor]], torch.Tensor] | None = None,
 ) -> Head:
-    """Assemble the edited head from the new rows [k, D] and record the edit.
+    """Assemble the edited head from a planned split (its new rows [k, D]) and record the edit.
 
     Args:
+        head: the head `plan_split` planned the split of.
+        plan: what `plan_split` returned.
         concat: joins the row blocks of a flat edit's table (default `concat_rows`, a copy);
-            `catsplit.streaming` passes one that only records the blocks, to write them from the file.
+            `catsplit.io.streaming` passes one that only records the blocks, to write them from the file.
     """
     concat = concat or concat_rows
+    ctx, rows, method, mode = plan.ctx, plan.rows, plan.method, plan.mode
     ti, r = head.locate(ctx.coarse)
     table = head.tables[ti]
     k = len(ctx.subs)
@@ -214,12 +233,12 @@ def apply_split(
         "row": r,
         "catsplit": __version__,
     }
-    if ctx.details:
-        record["details"] = ctx.details
-    history = head._history  # the head's own records: head.history would deep-copy them
+    if plan.details:
+        record["details"] = plan.details
+    history = head.history
     tables = list(head.tables)
-    undo = head.undo  # a fresh dict
-    groups = head._groups  # name -> tuple of members, checked when the head was made
+    undo = dict(head.undo)
+    groups = head.groups
     if mode == "flat":
         w, b = table.weight, table.bias
         new_w = concat([w[:r], w[r + 1 :], rows])  # [C - 1 + k, D]
@@ -233,16 +252,15 @@ def apply_split(
         record["undo"] = key
         if groups is not None and any(ctx.coarse in m for m in groups.values()):
             record["groups_before"] = {g: list(ms) for g, ms in groups.items()}
-            groups = {g: tuple(m for m in ms if m != ctx.coarse) for g, ms in groups.items()}
-            groups = {g: ms for g, ms in groups.items() if ms}
+            groups = without_label(groups, ctx.coarse)
     else:
         tables.append(Table(weight=rows.contiguous(), bias=sub_bias, labels=tuple(ctx.subs), parent=ctx.coarse))
         record["sub_table"] = len(tables) - 1
-    # The groups are the head's minus the split label (still labels of the new tables) and the earlier records
-    # are the head's own: neither is checked again. The new record is (copied, and JSON-checked: a method's
-    # details could hold anything), which costs one record, not the whole history.
+    # The groups are the head's minus the split label (still labels of the new tables, so still Groups) and the
+    # earlier records are the head's own Records: neither is checked again. The new record is (frozen, and
+    # JSON-checked: a method's details could hold anything), which costs one record, not the whole history.
     new_record = check_history((record,), "the new edit record")
-    return head.evolve(tables=tuple(tables), undo=undo, groups=_Checked(groups), history=_Checked(history + new_record))
+    return head.evolve(tables=tuple(tables), undo=undo, groups=groups, history=history + new_record)
 
 
 _SAME_WIDTH_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
@@ -274,7 +292,7 @@ def unsplit(head: Head, coarse: str) -> Head:
     """
     if not isinstance(head, Head):
         raise CatsplitError(f"unsplit needs a catsplit.Head, got {type(head).__name__}")
-    history = head._history  # read, not changed: head.history would deep-copy it
+    history = head.history
     splits = [rec for rec in history if rec.get("op") == "split"]
     if not history or not splits or all(rec["coarse"] != coarse for rec in splits):
         done = [rec["coarse"] for rec in splits]
@@ -296,8 +314,8 @@ def unsplit(head: Head, coarse: str) -> Head:
 def _undo(head: Head, last: dict, coarse: str) -> Head:
     ti, r, k = last["table"], last["row"], len(last["subs"])
     tables = list(head.tables)
-    undo = head.undo  # a fresh dict
-    groups = head.groups  # checked again below: a group may name a sub that this undo removes
+    undo = dict(head.undo)
+    groups = None if head.groups is None else dict(head.groups)  # checked again: a group may name a sub this undo removes
     if last["mode"] == "flat":
         t = tables[ti]
         n = t.weight.shape[0] - k  # rows before the subs
@@ -315,4 +333,4 @@ def _undo(head: Head, last: dict, coarse: str) -> Head:
         if not (0 < last["sub_table"] == len(tables) - 1 and tables[-1].parent == coarse):
             raise ValueError(f"sub_table {last['sub_table']} is not the latest sub-head of {coarse!r}")
         tables.pop()
-    return head.evolve(tables=tuple(tables), undo=undo, groups=groups, history=_Checked(head._history[:-1]))
+    return head.evolve(tables=tuple(tables), undo=undo, groups=groups, history=head.history[:-1])

@@ -13,23 +13,32 @@ table by table, in row order. Probabilities:
 
 from __future__ import annotations
 
-import copy
 import json
-import re
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from catsplit.checks import (
+    FrozenDict,
+    Groups,
+    as_tensor,
+    check_finite,
+    check_groups,
+    check_history,
+    check_labels,
+    check_metadata,
+    check_templates,
+    check_undo,
+    label_key,
+    label_list,
+)
 from catsplit.errors import CatsplitError
-from catsplit.structure import check_group_shapes, check_label_texts
-
+from catsplit.io.headfile import save_head
 
 if TYPE_CHECKING:
     from os import PathLike
-
-FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 @dataclass(frozen=True)
@@ -43,161 +52,6 @@ class Table:
 
     def row(self, label: str) -> int:
         return self.labels.index(label)
-
-
-def as_tensor(x: Any, name: str) -> torch.Tensor:
-    """numpy array / torch tensor / nested list -> CPU tensor, keeping float dtypes as they are."""
-    if isinstance(x, torch.Tensor):
-        t = x.detach().cpu()
-    else:
-        try:
-            arr = np.asarray(x)
-        except Exception as exc:  # ragged lists and the like
-            raise CatsplitError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}: {exc}") from None
-        if arr.dtype.kind not in "fiu":
-            raise CatsplitError(f"{name} must hold numbers, got dtype {arr.dtype}; pass a float array")
-        t = torch.from_numpy(np.ascontiguousarray(arr))
-    if not t.is_floating_point():
-        t = t.to(torch.float32)
-    if t.dtype not in FLOAT_DTYPES:
-        raise CatsplitError(f"{name} has dtype {t.dtype}; use float32, float16, bfloat16 or float64")
-    return t.contiguous()
-
-
-def label_key(label: str) -> str:
-    """Labels that differ only by case or white space collide under this key."""
-    return " ".join(label.split()).casefold()
-
-
-def label_keys(labels: Sequence[str]) -> list[str]:
-    """`label_key` of every label (one C-level pass)."""
-    return list(map(str.casefold, map(" ".join, map(str.split, labels))))
-
-
-def check_labels(labels: Sequence[str], what: str = "labels") -> tuple[str, ...]:
-    """Validate a label list: strings, non-empty after stripping, unique (also up to case/space)."""
-    check_label_texts(labels, what)
-    try:
-        "".join(labels).encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): cannot be written to a file
-        bad = [(i, lab) for i, lab in enumerate(labels) if not _is_text(lab)]
-        shown = ", ".join(f"#{i}: {lab!r}" for i, lab in bad[:5])
-        raise CatsplitError(f"{what} must be valid Unicode text; entries {shown} hold an unpaired surrogate") from None
-    keys = label_keys(labels)
-    if len(set(keys)) == len(keys):
-        return tuple(labels)
-    seen: dict[str, str] = {}
-    clashes = []
-    for lab, key in zip(labels, keys):
-        if key in seen:
-            clashes.append((seen[key], lab))
-        else:
-            seen[key] = lab
-    if clashes:
-        shown = ", ".join(f"{a!r} and {b!r}" for a, b in clashes[:5])
-        raise CatsplitError(
-            f"{what} must be unique, ignoring case and white space; these collide: {shown}. Rename one of each pair."
-        )
-    return tuple(labels)
-
-
-_DIGITS = re.compile(r"\s*[0-9]+\s*")
-
-
-def _index_value(v: Any) -> int | None:
-    """An index of a {label: index} map: an int (not bool), or a string of digits (SSv2's labels.json writes "0")."""
-    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
-        return int(v)
-    if isinstance(v, str) and _DIGITS.fullmatch(v):
-        return int(v)
-    return None  # floats (0.5, and 1.0 too), bools, None, lists...
-
-
-def labels_by_index(mapping: Mapping[Any, Any], what: str = "labels") -> list[str]:
-    """A {label: index} map (the paper's labels.json) -> labels in index order; indices must be 0..n-1, each once."""
-    items = list(mapping.items())
-    bad = [(k, v) for k, v in items if _index_value(v) is None]
-    if bad:
-        shown = ", ".join(f"{k!r}: {v!r}" for k, v in bad[:5])
-        raise CatsplitError(
-            f"{what}: a mapping label -> index needs integer indices (not bools or floats); bad entries {shown}. "
-            f"Map each label to its row, 0..{len(items) - 1}"
-        )
-    order = sorted(((_index_value(v), k) for k, v in items), key=lambda ik: ik[0])
-    got = [i for i, _ in order]
-    if got != list(range(len(items))):
-        first: dict[int, Any] = {}
-        dup = []
-        for i, k in order:
-            if i in first:
-                dup.append((first[i], k))
-            else:
-                first[i] = k
-        missing = sorted(set(range(len(items))) - set(got))[:5]
-        outside = sorted(i for i in set(got) if not 0 <= i < len(items))[:5]
-        raise CatsplitError(
-            f"{what}: the indices must be exactly 0..{len(items) - 1}, each once; "
-            + "; ".join(part for part in (
-                f"labels sharing an index: {', '.join(f'{a!r} and {b!r}' for a, b in dup[:5])}" if dup else "",
-                f"missing: {missing}" if missing else "",
-                f"out of range: {outside}" if outside else "",
-            ) if part)
-        )
-    return [k for _, k in order]
-
-
-def label_list(labels: Any, what: str = "labels") -> list:
-    """`labels=` as Head and load_head take it in memory: a sequence of strings, or a {label: index} map."""
-    if isinstance(labels, Mapping):
-        return labels_by_index(labels, what)
-    if isinstance(labels, (str, bytes)):
-        raise CatsplitError(f"{what} must be a list of label strings, got the {type(labels).__name__} {labels!r:.80}")
-    try:
-        return list(labels)
-    except TypeError:
-        raise CatsplitError(
-            f"{what} must be a list of label strings or a mapping label -> index, got {type(labels).__name__}"
-        ) from None
-
-
-def _is_text(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-FINITE_CHUNK = 1 << 20  # elements per block of check_finite: its temporaries stay a few MB, whatever the head's size
-
-
-def check_finite(t: torch.Tensor, name: str, labels: Sequence[str] | None = None) -> None:
-    """Raise naming the first rows that hold NaN or inf.
-
-    Scans blocks of rows, so a 100,000 x 1,024 head needs no full-size temporary (torch.isfinite
-    on the whole tensor would allocate several).
-    """
-    t = t.detach()
-    if t.numel() == 0:
-        return
-    flat = t.reshape(t.shape[0], -1)
-    if flat.dtype == torch.bfloat16:  # numpy has no bfloat16: all exponent bits set <=> NaN or inf
-        arr, nonfinite = flat.view(torch.int16).numpy(), lambda a: (a & 0x7F80) == 0x7F80
-    elif flat.dtype == torch.float16:  # the same test on the bits: 5x faster than numpy's float16 isfinite
-        arr, nonfinite = flat.view(torch.int16).numpy(), lambda a: (a & 0x7C00) == 0x7C00
-    else:
-        arr, nonfinite = flat.numpy(), lambda a: ~np.isfinite(a)
-    step = max(1, FINITE_CHUNK // arr.shape[1])
-    rows: list[int] = []
-    for start in range(0, arr.shape[0], step):
-        bad = nonfinite(arr[start : start + step])
-        if bad.any():
-            rows += (np.nonzero(bad.any(axis=1))[0] + start).tolist()
-            if len(rows) >= 5:
-                break
-    if rows:
-        names = [f"{r} ({labels[r]!r})" if labels is not None else str(r) for r in rows[:5]]
-        raise CatsplitError(f"{name} holds NaN or inf in row(s) {', '.join(names)}; fix or retrain those rows")
 
 
 def make_table(
@@ -243,57 +97,56 @@ class Head:
 
     Build one from arrays: `Head(weight=W, bias=b, labels=labels)` with W `[C, D]` and b `[C]`
     (numpy or torch; float16/bfloat16 stay in their dtype). Heads are immutable: edits return
-    new heads. `labels`, `groups`, `history`, `metadata` and `undo` hand out fresh copies, so
-    changing what they return never changes the head.
+    new heads, and what a head holds cannot be changed in place: `labels` is a tuple, `groups`
+    maps names to tuples, `history` is a tuple of read-only records, `metadata` and `undo` are
+    read-only mappings (copy them with `list(...)` / `dict(...)` to change them). The tensors are
+    shared with the caller: clone before writing into one in place.
     """
 
     weight: Any  # [C, D] of the base table (for flat heads, the whole head)
     bias: Any = None  # [C] or None
-    labels: Any = None  # output label space (see module docstring); a list, or a mapping label -> index
-    groups: Mapping[str, Sequence[str]] | None = None  # pseudo-coarse group -> member labels
-    history: tuple[dict, ...] = ()  # one JSON-able record per edit, oldest first
+    labels: Any = None  # output label space (see module docstring); given as a list or a mapping label -> index, kept as a tuple
+    groups: Mapping[str, Sequence[str]] | None = None  # pseudo-coarse group -> member labels (kept as Groups)
+    history: tuple[Mapping[str, Any], ...] = ()  # one JSON-able record per edit, oldest first (kept as Records)
     tables: tuple[Table, ...] = field(default=(), repr=False)
-    undo: Mapping[str, torch.Tensor] = field(default_factory=dict, repr=False)  # tensors edits need to be undone
-    metadata: Mapping[str, str] = field(default_factory=dict, repr=False)  # foreign file metadata, kept on save
+    undo: Mapping[str, torch.Tensor] = field(default_factory=FrozenDict, repr=False)  # tensors edits need to be undone
+    metadata: Mapping[str, str] = field(default_factory=FrozenDict, repr=False)  # foreign file metadata, kept on save
     kind: str = "linear"  # "linear" | "text" (rows are text embeddings, cosine logits)
     scale: float | None = None  # logit scale of text heads
     templates: tuple[str, ...] | None = None  # prompt templates of text heads ("a video of {}.")
 
     def __post_init__(self) -> None:
-        # The guarded fields (see _GUARDED below) hold what the caller passed until they are set here.
-        raw = self.__dict__
-        if not self.tables:
-            if raw["_labels"] is None:
+        from_tables = bool(self.tables)
+        if not from_tables:
+            if self.labels is None:
                 raise CatsplitError("Head needs labels=[...], one per weight row")
-            base = make_table(self.weight, self.bias, label_list(raw["_labels"]))
-            tables: tuple[Table, ...] = (base,)
+            tables: tuple[Table, ...] = (make_table(self.weight, self.bias, label_list(self.labels)),)
         else:
             tables = tuple(self.tables)
             check_tables(tables)
-        object.__setattr__(self, "tables", tables)
         base = tables[0]
         gates = {t.parent for t in tables[1:]}
-        object.__setattr__(self, "weight", base.weight)
-        object.__setattr__(self, "bias", base.bias)
-        object.__setattr__(self, "labels", tuple(lab for t in tables for lab in t.labels if lab not in gates))
-        # The same rules load_head applies, so that every head saves and loads back (spec/head-format.md §4);
-        # values wrapped in _Checked (another head's own, or checked by the caller) are taken as they are.
-        object.__setattr__(self, "metadata", _checked(raw["_metadata"], check_metadata))
-        object.__setattr__(self, "undo", _checked(raw["_undo"], lambda u: check_undo(u, base)))
-        object.__setattr__(self, "history", _checked(raw["_history"], check_history))
-        object.__setattr__(self, "groups", _checked(raw["_groups"], lambda g: None if g is None else {
-            name: tuple(ms) for name, ms in check_groups(g, all_labels(tables)).items()
-        }))
+        set_ = object.__setattr__  # the dataclass is frozen: fields are set once, here
+        set_(self, "tables", tables)
+        set_(self, "weight", base.weight)
+        set_(self, "bias", base.bias)
+        set_(self, "labels", tuple(lab for t in tables for lab in t.labels if lab not in gates))
+        # The same rules load_head applies, so that every head saves and loads back (spec/head-format.md §4).
+        # A history of Records and the Groups of a head built from tables were checked when they were made
+        # (see catsplit.checks) and are kept as they are: an edit costs its own record, not the whole history.
+        set_(self, "metadata", check_metadata(self.metadata))
+        set_(self, "undo", check_undo(self.undo, base.weight.shape[1], base.weight.dtype))
+        set_(self, "history", check_history(self.history))
+        if self.groups is not None and not (from_tables and type(self.groups) is Groups):
+            set_(self, "groups", check_groups(self.groups, all_labels(tables)))
         if self.kind not in ("linear", "text"):
             raise CatsplitError(f"head kind must be 'linear' or 'text', got {self.kind!r}")
         if self.templates is not None:
-            from catsplit.text import check_templates
-
-            object.__setattr__(self, "templates", check_templates(self.templates))
+            set_(self, "templates", check_templates(self.templates))
         if self.scale is not None:
             if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float, np.number)) or not np.isfinite(self.scale):
                 raise CatsplitError(f"head scale must be a finite number, got {self.scale!r}")
-            object.__setattr__(self, "scale", float(self.scale))
+            set_(self, "scale", float(self.scale))
 
     # --- shape -------------------------------------------------------------------------
     @property
@@ -302,7 +155,7 @@ class Head:
 
     @property
     def num_classes(self) -> int:
-        return len(self._labels)
+        return len(self.labels)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -330,22 +183,28 @@ class Head:
         return self.tables[ti].weight[r].to(torch.float32)
 
     # --- inference ---------------------------------------------------------------------
-    def _table_logits(self, table: Table, x: torch.Tensor) -> torch.Tensor:
-        bias = table.bias.to(torch.float32) if table.bias is not None else None
-        return table_scores(x, table.weight.to(torch.float32), bias, kind=self.kind, scale=self.scale)
+    def table_logits(self, x: torch.Tensor, table: int = 0) -> torch.Tensor:
+        """One table's scores for float32 features `x` [N, D] -> [N, C_table] (`table_scores` in float32)."""
+        t = self.tables[table]
+        bias = t.bias.to(torch.float32) if t.bias is not None else None
+        return table_scores(x, t.weight.to(torch.float32), bias, kind=self.kind, scale=self.scale)
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """`logits` for a float32 tensor [N, D], without checks or conversion -> float32 [N, len(labels)].
+
+        What `finetune` scores the frozen part of a head with; it follows autograd like any torch op.
+        """
         if not self.is_hierarchical:
-            return self._table_logits(self.tables[0], x)
+            return self.table_logits(x)
         # Log-probabilities in float64: p(sub) = p(gate) * softmax(sub logits).
         logp: dict[str, torch.Tensor] = {}
-        for t in self.tables:
-            lp = torch.log_softmax(self._table_logits(t, x).to(torch.float64), dim=-1)  # [N, C_t]
+        for ti, t in enumerate(self.tables):
+            lp = torch.log_softmax(self.table_logits(x, ti).to(torch.float64), dim=-1)  # [N, C_t]
             if t.parent is not None:
                 lp = lp + logp[t.parent].unsqueeze(1)
             for j, lab in enumerate(t.labels):
                 logp[lab] = lp[:, j]
-        return torch.stack([logp[lab] for lab in self._labels], dim=1).to(torch.float32)  # [N, C_out]
+        return torch.stack([logp[lab] for lab in self.labels], dim=1).to(torch.float32)  # [N, C_out]
 
     def logits(self, x: Any) -> Any:
         """Scores over `labels`: `x @ W.T + b` for flat heads, log-probabilities for hierarchical ones.
@@ -357,14 +216,14 @@ class Head:
         """
         t, was_numpy = _as_input(x, self.dim)
         with torch.no_grad():
-            z = self._logits(t)
+            z = self.scores(t)
         return z.numpy() if was_numpy else z
 
     def probs(self, x: Any) -> Any:
         """Probabilities over `labels` (softmax of `logits`), same container as `x`."""
         t, was_numpy = _as_input(x, self.dim)
         with torch.no_grad():
-            p = torch.softmax(self._logits(t), dim=-1)
+            p = torch.softmax(self.scores(t), dim=-1)
         return p.numpy() if was_numpy else p
 
     def predict_index(self, x: Any) -> np.ndarray:
@@ -376,11 +235,11 @@ class Head:
         """
         t, _ = _as_input(x, self.dim)
         with torch.no_grad():
-            pred = torch.argmax(self._logits(t), dim=1)
+            pred = torch.argmax(self.scores(t), dim=1)
             if self.is_hierarchical:
                 base = self.tables[0]
-                base_top = torch.argmax(self._table_logits(base, t), dim=1)
-                out_index = {lab: i for i, lab in enumerate(self._labels)}
+                base_top = torch.argmax(self.table_logits(t), dim=1)
+                out_index = {lab: i for i, lab in enumerate(self.labels)}
                 # base row -> output index, or -1 for gates
                 remap = torch.tensor([out_index.get(lab, -1) for lab in base.labels], dtype=torch.long)
                 kept = remap[base_top]
@@ -389,13 +248,11 @@ class Head:
 
     def predict(self, x: Any) -> np.ndarray:
         """Top-1 label for each row of `x` -> array of str [N]."""
-        return np.asarray(self._labels, dtype=object)[self.predict_index(x)].astype(str)
+        return np.asarray(self.labels, dtype=object)[self.predict_index(x)].astype(str)
 
     # --- persistence -------------------------------------------------------------------
     def save(self, path: str | PathLike, *, overwrite: bool = False) -> None:
         """Write the head as safetensors, atomically. Refuses to replace a file unless `overwrite=True`."""
-        from catsplit.headfile import save_head
-
         save_head(self, path, overwrite=overwrite)
 
     def equals(self, other: Head) -> bool:
@@ -410,32 +267,33 @@ class Head:
         if set(self.undo) != set(other.undo) or not all(_same_bits(self.undo[k], other.undo[k]) for k in self.undo):
             return False
         return (
-            _json(self._groups) == _json(other._groups)
-            and _json(list(self._history)) == _json(list(other._history))
-            and self._metadata == other._metadata
+            _json(self.groups) == _json(other.groups)
+            and _json(list(self.history)) == _json(list(other.history))
+            and self.metadata == other.metadata
             and (self.kind, self.scale, self.templates) == (other.kind, other.scale, other.templates)
         )
 
-    def latest_record(self) -> dict | None:
-        """A copy of the newest edit record (`history[-1]` without copying the whole history), or None."""
-        return _copy_json(self._history[-1]) if self._history else None
+    def latest_record(self) -> Mapping[str, Any] | None:
+        """The newest edit record (`history[-1]`, read-only), or None for an unedited head."""
+        return self.history[-1] if self.history else None
 
     def evolve(self, **changes: Any) -> Head:
-        """A copy with some parts replaced (tables, groups, history, undo, ...)."""
-        # What is kept is passed on as stored (not the copies the attributes hand out) and is not checked
-        # again, except undo and groups when the tables change: they must fit the new tables.
-        trusted = {"metadata", "history"} | (set() if "tables" in changes else {"undo", "groups"})
+        """A copy with some parts replaced (tables, groups, history, undo, ...).
+
+        What is kept is passed on as it is held; groups kept across new tables are checked again
+        (they must name labels of the new tables).
+        """
+        if "tables" in changes and "groups" not in changes and self.groups is not None:
+            changes["groups"] = dict(self.groups)
         for f in fields(self):
-            if f.name not in changes:
-                stored = self.__dict__["_" + f.name if f.name in _GUARDED else f.name]
-                changes[f.name] = _Checked(stored) if f.name in trusted else stored
+            changes.setdefault(f.name, getattr(self, f.name))
         return Head(**changes)
 
     def __repr__(self) -> str:
         mode = f", {len(self.tables) - 1} hierarchical split(s)" if self.is_hierarchical else ""
         return (
             f"Head({self.num_classes} labels, dim {self.dim}, {str(self.dtype).removeprefix('torch.')}"
-            f"{', bias' if self.bias is not None else ''}{mode}, {len(self._history)} edit(s))"
+            f"{', bias' if self.bias is not None else ''}{mode}, {len(self.history)} edit(s))"
         )
 
 
@@ -451,130 +309,6 @@ def table_scores(
     if kind == "text" and scale is not None:
         z = z * scale
     return z + bias if bias is not None else z
-
-
-class _Checked(NamedTuple):
-    """A value for one of Head's guarded fields that has passed its check and that nothing else holds:
-    Head keeps it as it is, without checking and copying it again (used inside catsplit only)."""
-
-    value: Any
-
-
-def _checked(value: Any, check: Callable[[Any], Any]) -> Any:
-    return value.value if isinstance(value, _Checked) else check(value)
-
-
-def _copy_json(x: Any, depth: int = 0) -> Any:
-    """A deep copy of JSON-like data (dicts, lists, tuples of plain values); other objects via copy.deepcopy."""
-    t = type(x)
-    if t is dict or t is list or t is tuple:
-        # A file may hold records nested ~1,000 deep (json parses them); recursing that deep here would
-        # raise RecursionError instead of a CatsplitError, now or when `head.history` is read.
-        if depth >= MAX_RECORD_DEPTH:
-            raise CatsplitError(f"an edit record is nested more than {MAX_RECORD_DEPTH} levels deep; records are flat objects")
-        if t is dict:
-            return {k: _copy_json(v, depth + 1) for k, v in x.items()}
-        if set(map(type, x)) <= _PLAIN:  # one C-level pass: member lists of big groups are copied as a whole
-            return t(x)
-        return t(_copy_json(v, depth + 1) for v in x)
-    if t in _PLAIN:
-        return x
-    return copy.deepcopy(x)
-
-
-_PLAIN = {str, int, float, bool, type(None)}
-MAX_RECORD_DEPTH = 100
-
-# Attributes whose stored value is private (`_<name>`): reading one hands out a fresh copy, so a
-# caller who changes what it got (`head.labels.remove(...)`) never changes the head, whose
-# predictions, file and undo records rely on them.
-_GUARDED: dict[str, Callable[[Any], Any]] = {
-    "labels": list,  # stored as a tuple
-    "groups": lambda g: None if g is None else {name: list(ms) for name, ms in g.items()},  # stored: name -> tuple
-    "history": lambda h: tuple(map(_copy_json, h)),
-    "metadata": dict,
-    "undo": dict,  # the tensors themselves are shared, as every tensor of a head is
-}
-
-
-def _guard(name: str, copy_out: Callable[[Any], Any]) -> property:
-    private = "_" + name
-
-    def get(self: Head) -> Any:
-        return copy_out(self.__dict__[private])
-
-    def set_(self: Head, value: Any) -> None:  # reached only through object.__setattr__ (the dataclass is frozen)
-        self.__dict__[private] = value
-
-    return property(get, set_, doc=f"A copy of the head's {name}; changing it does not change the head.")
-
-
-for _name, _copy_out in _GUARDED.items():
-    setattr(Head, _name, _guard(_name, _copy_out))
-
-
-def check_metadata(metadata: Any, what: str = "metadata") -> dict[str, str]:
-    """Foreign metadata: string keys -> string values, as a safetensors header holds them."""
-    if not isinstance(metadata, Mapping):
-        raise CatsplitError(f"{what} must be a mapping of strings to strings, got {type(metadata).__name__}")
-    bad = [(k, v) for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)]
-    if bad:
-        shown = ", ".join(f"{k!r}: {v!r:.60}" for k, v in bad[:5])
-        raise CatsplitError(
-            f"{what} keys and values must be strings (a file's metadata holds only strings); bad entries {shown}. "
-            "Convert them, e.g. with str() or json.dumps()"
-        )
-    return dict(metadata)
-
-
-def check_undo(undo: Any, base: Table) -> dict[str, torch.Tensor]:
-    """Undo tensors hold a removed row: named `undo.*`, the head's dtype, finite, `[1, D]` (`*.weight`) or `[1]` (`*.bias`)."""
-    if not isinstance(undo, Mapping):
-        raise CatsplitError(f"undo must be a mapping name -> tensor, got {type(undo).__name__}")
-    dim = base.weight.shape[1]
-    for name, t in undo.items():
-        if not isinstance(name, str) or not name.startswith("undo."):
-            raise CatsplitError(f"undo tensor names must start with 'undo.', got {name!r}")
-        if not isinstance(t, torch.Tensor):
-            raise CatsplitError(f"undo tensor {name!r} must be a torch tensor, got {type(t).__name__}")
-        want = (1, dim) if name.endswith(".weight") else (1,) if name.endswith(".bias") else None
-        if t.dtype != base.weight.dtype or (want is not None and tuple(t.shape) != want):
-            raise CatsplitError(
-                f"undo tensor {name!r} is {str(t.dtype).removeprefix('torch.')} {list(t.shape)}; expected "
-                f"{str(base.weight.dtype).removeprefix('torch.')} {list(want) if want else '(any shape)'}"
-            )
-        check_finite(t.reshape(1, -1), f"undo tensor {name!r}")
-    return dict(undo)
-
-
-def check_history(history: Any, what: str = "history") -> tuple[dict, ...]:
-    """Edit records (spec/head-format.md §4.2): a list of objects; a split names its coarse label (a string)
-    and its subs (a list); all of it writable as JSON. Returns a private deep copy."""
-    if isinstance(history, (str, bytes, Mapping)) or not isinstance(history, Sequence) or not all(
-        isinstance(r, dict) for r in history
-    ):
-        raise CatsplitError(f"{what} must be a JSON list of edit records (objects), got {_short_repr(history)}")
-    for i, rec in enumerate(history):
-        if rec.get("op") == "split" and (not isinstance(rec.get("coarse"), str) or not isinstance(rec.get("subs"), list)):
-            raise CatsplitError(f"edit record #{i} lacks its coarse label or subs")
-    try:
-        json.dumps(list(history), ensure_ascii=False)  # exactly what save writes
-    except (TypeError, ValueError, RecursionError):
-        for i, rec in enumerate(history):  # name the record
-            try:
-                json.dumps(rec, ensure_ascii=False)
-            except (TypeError, ValueError, RecursionError) as exc:
-                raise CatsplitError(
-                    f"{what}: edit record #{i} cannot be written as JSON ({type(exc).__name__}: {exc}); "
-                    "records hold only str, int, float, bool, None, lists and dicts with string keys"
-                ) from None
-        raise CatsplitError(f"{what} cannot be written as JSON; records hold only plain values, lists and dicts") from None
-    return tuple(map(_copy_json, history))
-
-
-def _short_repr(x: Any) -> str:
-    r = repr(x)
-    return r if len(r) <= 80 else r[:77] + "..."
 
 
 def check_tables(tables: Sequence[Table]) -> None:
@@ -613,7 +347,7 @@ def label_names(head: Head, labels: Sequence[Any], *, known_only: bool = True) -
     """
     if isinstance(labels, (str, bytes)):
         raise CatsplitError(f"labels must be a list with one label (or index) per clip, got the string {labels!r:.80}")
-    outputs = head._labels  # not head.labels: that is a fresh copy per access
+    outputs = head.labels
     known = set(outputs) if known_only else None
     out = []
     for lab in labels:
@@ -634,21 +368,6 @@ def all_labels(tables: Sequence[Table]) -> set[str]:
     return {lab for t in tables for lab in t.labels}
 
 
-def check_groups(groups: Mapping[str, Sequence[str]], known: set[str]) -> dict[str, list[str]]:
-    """Validate user groups: name -> member labels that exist in the head."""
-    check_group_shapes(groups)  # types first: a member that is a list cannot be looked up in `known`
-    out: dict[str, list[str]] = {}
-    unknown = []
-    for name, members in groups.items():
-        unknown += [m for m in members if m not in known]
-        out[name] = list(members)
-    if unknown:
-        raise CatsplitError(
-            f"groups name labels that are not in the head: {unknown[:5]}; fix the spelling or drop them"
-        )
-    return out
-
-
 def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
@@ -657,3 +376,4 @@ def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def _json(x: Any) -> str:
     return json.dumps(x, sort_keys=True)
+

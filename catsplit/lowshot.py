@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Integral
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from catsplit.config import check_seed, check_training_fields
+from catsplit.checks import as_tensor, check_finite, check_number_fields, check_seed
 from catsplit.errors import CatsplitError
-from catsplit.head import Head, Table, as_tensor, check_finite, label_names, table_scores
+from catsplit.head import Head, Table, label_names, table_scores
+from catsplit.progress import Progress
 from catsplit.training import EmaEarlyStop, step_budget
 
 
@@ -33,8 +33,9 @@ class FinetuneConfig:
     min_delta: float = 1e-3
 
     def __post_init__(self) -> None:
-        check_training_fields(
-            self, counts=("batch_size", "max_epochs", "max_steps", "patience"), non_negative=("weight_decay", "min_delta")
+        check_number_fields(
+            self, counts=("batch_size", "max_epochs", "max_steps", "patience"), non_negative=("weight_decay", "min_delta"),
+            positive=("lr",), unit_interval=("ema",),
         )
 
 
@@ -83,7 +84,7 @@ def finetune(
     """
     if not isinstance(head, Head):
         raise CatsplitError(f"finetune needs a catsplit.Head, got {type(head).__name__}")
-    history = head._history  # not head.history: that is a deep copy per access
+    history = head.history
     if not history or history[-1].get("op") != "split":
         raise CatsplitError("finetune trains the rows of the latest split; this head has no split to fine-tune")
     seed = check_seed(seed)
@@ -108,7 +109,7 @@ def finetune(
         x, names = x[torch.from_numpy(keep)], [names[i] for i in keep]
     if not any(n in subs for n in names):
         raise CatsplitError(f"no training clip is labelled with a sub of the split ({subs}); nothing to learn")
-    out_index = {lab: i for i, lab in enumerate(head._labels)}
+    out_index = {lab: i for i, lab in enumerate(head.labels)}
     y = torch.tensor([out_index[n] for n in names], dtype=torch.long)  # [N]
 
     ti = rec["table"] if rec["mode"] == "flat" else rec["sub_table"]
@@ -128,8 +129,6 @@ def finetune(
     stopper = EmaEarlyStop(config.ema, config.patience, config.min_delta, maximize=False)  # on the loss
     step = epoch = 0
     best_w, best_b = w0.clone(), (b0.clone() if b0 is not None else None)
-    from catsplit.bench.progress import Progress
-
     bar = Progress(max_epochs, "finetune", enabled=progress)
     for epoch in range(1, max_epochs + 1):
         order = torch.randperm(n, generator=gen)
@@ -156,7 +155,7 @@ def finetune(
     check_finite(new_w[first:], "fine-tuned rows that", subs)
     tables = list(head.tables)
     tables[ti] = Table(weight=new_w, bias=new_b, labels=table.labels, parent=table.parent)
-    rec = dict(rec)
+    rec = dict(rec)  # the new record: the old one with a finetune entry (Head freezes it)
     rec["finetune"] = {
         "clips": n, "shots": shots, "seed": seed, "epochs": epoch, "steps": step, "best_epoch": stopper.best_epoch,
         "loss_ema": round(stopper.best, 6),
@@ -164,7 +163,7 @@ def finetune(
     return head.evolve(tables=tuple(tables), history=history[:-1] + (rec,))
 
 
-def _frozen_scores(head: Head, x: torch.Tensor, rec: dict, subs: list[str]) -> dict[str, torch.Tensor]:
+def _frozen_scores(head: Head, x: torch.Tensor, rec: Mapping[str, Any], subs: list[str]) -> dict[str, torch.Tensor]:
     """Logits (flat) or log-probabilities (hierarchical) of everything but the trainable rows.
 
     The latest split's subs are always the last k output labels here: a flat split of a flat head
@@ -174,90 +173,17 @@ def _frozen_scores(head: Head, x: torch.Tensor, rec: dict, subs: list[str]) -> d
         if rec["mode"] == "flat" and head.is_hierarchical:
             raise CatsplitError("finetune of a flat split inside a hierarchical head is not supported; fine-tune before adding hierarchical splits")
         n_others = head.num_classes - len(subs)
-        frozen = {"others": head._logits(x)[:, :n_others]}  # [N, C - k]
+        frozen = {"others": head.scores(x)[:, :n_others]}  # [N, C - k]
         if rec["mode"] == "hierarchical":
             ti, r = head.locate(rec["coarse"])
             if ti != 0:
                 raise CatsplitError("finetune of a nested hierarchical split is not supported")
-            frozen["gate"] = torch.log_softmax(head._table_logits(head.tables[0], x).double(), dim=-1)[:, r].float()  # [N]
+            frozen["gate"] = torch.log_softmax(head.table_logits(x).double(), dim=-1)[:, r].float()  # [N]
         return frozen
 
 
-def _scores(head: Head, rec: dict, frozen: dict, idx: torch.Tensor, sub_logits: torch.Tensor) -> torch.Tensor:
+def _scores(head: Head, rec: Mapping[str, Any], frozen: dict, idx: torch.Tensor, sub_logits: torch.Tensor) -> torch.Tensor:
     """Scores over the output labels, in order, for the batch `idx`: the frozen ones, then the subs'."""
     if rec["mode"] == "hierarchical":
         sub_logits = frozen["gate"][idx, None] + torch.log_softmax(sub_logits, dim=1)  # log p(c) + log q_j
     return torch.cat([frozen["others"][idx], sub_logits], dim=1)
-
-
-def read_clips(features: str | Path, labels: str | Path | None = None) -> tuple[np.ndarray, list[Any] | None]:
-    """Labelled clip features from files (what `catsplit finetune` reads).
-
-    Args:
-        features: `.npz` with an array `features` [N, D] (or a single array) and optionally `labels` [N]
-            (label strings or integer indices into the head's labels); `.npy` holding [N, D];
-            `.safetensors` with a tensor `features` [N, D] (or a single tensor) and optionally an integer
-            tensor `labels` [N].
-        labels: a JSON list (label strings or indices) or a text file with one label per line; it
-            replaces labels stored in `features`.
-    Returns:
-        (features [N, D] as stored, labels or None when neither file has them).
-    """
-    path = Path(features)
-    if not path.is_file():
-        raise CatsplitError(f"features file {path} not found")
-    suffix = path.suffix.lower()
-    arrays: dict[str, np.ndarray]
-    try:
-        if suffix == ".npy":
-            arrays = {"features": np.load(path, allow_pickle=False)}
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        elif suffix == ".safetensors":
-            from safetensors.numpy import load_file
-
-            arrays = load_file(str(path))
-        else:
-            raise CatsplitError(f"features file {path}: use .npz (arrays 'features' and 'labels'), .npy or .safetensors")
-    except CatsplitError:
-        raise
-    except Exception as exc:  # numpy and safetensors raise their own errors for corrupt or pickled files
-        raise CatsplitError(
-            f"features file {path} is not readable ({type(exc).__name__}: {exc}); store plain numeric arrays "
-            "and label strings as a str array (np.array(labels, dtype=str)), not objects"
-        ) from None
-    if "features" in arrays:
-        x = arrays["features"]
-    elif len(arrays) == 1:
-        x = next(iter(arrays.values()))
-    else:
-        raise CatsplitError(f"features file {path} holds {sorted(arrays)}; name the [N, D] array 'features'")
-    if x.ndim != 2:
-        raise CatsplitError(f"features in {path} must have shape [N, D], got {tuple(x.shape)}")
-    if labels is not None:
-        return x, _read_clip_labels(Path(labels))
-    if "labels" not in arrays:
-        return x, None
-    y = arrays["labels"]
-    if y.ndim != 1:
-        raise CatsplitError(f"labels in {path} must have shape [N], got {tuple(y.shape)}")
-    if y.dtype.kind in "iu":
-        return x, [int(v) for v in y]
-    if y.dtype.kind in "US":
-        return x, [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in y.tolist()]
-    raise CatsplitError(f"labels in {path} must be label strings or integer indices, got dtype {y.dtype}")
-
-
-def _read_clip_labels(path: Path) -> list[Any]:
-    """A JSON list (strings or integer indices) or one label per line."""
-    if not path.is_file():
-        raise CatsplitError(f"labels file {path} not found")
-    if path.suffix.lower() == ".json":
-        from catsplit.headfile import read_json
-
-        data = read_json(path, "labels")
-        if not isinstance(data, list):
-            raise CatsplitError(f"labels file {path} must hold a JSON list with one label (or index) per feature row")
-        return data
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

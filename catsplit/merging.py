@@ -91,7 +91,7 @@ def merge(heads: Sequence[Head], *, logits: Sequence[float] | None = None, tau: 
         w = _merge_tensor([h.tables[ti].weight for h in heads], weights)
         b = _merge_tensor([h.tables[ti].bias for h in heads], weights) if t.bias is not None else None
         tables.append(Table(weight=w, bias=b, labels=t.labels, parent=t.parent))
-    history = ref._history
+    history = ref.history
     if history and history[-1].get("op") == "split":
         rec = dict(history[-1])
         rec["merge"] = {"heads": len(heads), "weights": [round(float(x), 6) for x in weights]}

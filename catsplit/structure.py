@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from catsplit.checks import check_group_shapes, check_label_texts, check_text
 from catsplit.errors import CatsplitError
 
 
@@ -132,68 +133,9 @@ def infer_structure(
     return Structure(groups=out, modifiers=mods, inferred_groups=inferred)
 
 
-def check_label_texts(labels: object, what: str = "labels") -> None:
-    """A list of non-empty label strings (a string is not a list of labels); `head.check_labels` adds uniqueness."""
-    if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
-        raise CatsplitError(f"{what} must be a list of strings, got {type(labels).__name__} {labels!r:.80}")
-    # C-level passes first: label sets of 100,000 are common; the slow search only on failure.
-    if set(map(type, labels)) <= {str} and all(map(_VISIBLE.search, labels)):
-        return
-    bad = [(i, lab) for i, lab in enumerate(labels) if not isinstance(lab, str) or is_blank(lab)]
-    if bad:
-        shown = ", ".join(f"#{i}: {lab!r}" for i, lab in bad[:5])
-        raise CatsplitError(
-            f"{what} must be non-empty strings (not only white space or invisible characters); bad entries {shown}. "
-            "Give every class a name."
-        )
-
-
-def check_group_shapes(groups: object) -> None:
-    """Groups are a mapping: non-empty string name -> non-empty list of member label strings.
-
-    Only the types: whether the members are labels of a head is the caller's check (`head.check_groups`).
-    """
-    if not isinstance(groups, Mapping):
-        raise CatsplitError(f"groups must be a mapping group name -> list of member labels, got {type(groups).__name__}")
-    for name, members in groups.items():
-        if not isinstance(name, str) or is_blank(name):
-            raise CatsplitError(f"group names must be non-empty strings, got {name!r}")
-        if isinstance(members, str) or not isinstance(members, Sequence) or not members:
-            raise CatsplitError(f"group {name!r} must list its member labels, got {members!r}")
-        if not set(map(type, members)) <= {str}:
-            bad = [m for m in members if not isinstance(m, str)][:5]
-            if bad:
-                raise CatsplitError(
-                    f"group {name!r} must list its members as label strings; got {bad}. "
-                    'Write each group as "group text": ["label", "label", ...]'
-                )
-
-
 def sub_modifiers(coarse: str, subs: Sequence[str], modifiers: Mapping[str, str] | None = None) -> list[str]:
     """The modifier text of each sub: given, or what follows the coarse label's words."""
     modifiers = modifiers or {}
     return [check_text(modifiers[s], f"modifier of {s!r}") if s in modifiers else cut_modifier(coarse, s) for s in subs]
 
 
-# Characters that show nothing: white space, control characters, and format or filler characters
-# such as ZERO WIDTH SPACE, the bidi marks, WORD JOINER, BOM, SOFT HYPHEN, variation selectors and
-# the Hangul and Braille blanks. A label made only of these looks empty.
-_VISIBLE = re.compile(
-    "[^\\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
-    "\u202a-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f]"
-)
-
-
-def is_blank(text: str) -> bool:
-    """True when `text` shows nothing: empty, or only white space, control and invisible format characters."""
-    return _VISIBLE.search(text) is None
-
-
-def check_text(text: object, what: str) -> str:
-    if not isinstance(text, str) or is_blank(text):
-        raise CatsplitError(f"{what} must be a non-empty string (not only white space or invisible characters), got {text!r}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise CatsplitError(f"{what} must be valid Unicode text; {text!r} holds an unpaired surrogate") from None
-    return text

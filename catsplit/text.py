@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from catsplit.checks import check_templates
 from catsplit.errors import CatsplitError
 
 TextEncoder = Callable[[list[str]], Any]
@@ -123,34 +124,6 @@ def with_templates(encoder: TextEncoder, labels: Sequence[str], templates: Seque
     prompts = [t.replace("{label}", "{}").format(lab) for lab in labels for t in templates]
     emb = encode(encoder, prompts).reshape(len(labels), len(templates), -1).mean(axis=1)  # [N, E]
     return emb / np.linalg.norm(emb, axis=1, keepdims=True)
-
-
-def check_templates(templates: Any) -> tuple[str, ...]:
-    """Prompt templates: a list of strings, each with exactly one slot `{}` (or `{label}`) for the label.
-
-    Literal braces are written `{{` and `}}`, as in `str.format`.
-    """
-    if isinstance(templates, (str, bytes)) or not isinstance(templates, Sequence):
-        hint = " (wrap a single template in a list)" if isinstance(templates, str) else ""
-        raise CatsplitError(
-            f"templates must be a list of strings such as ['a video of a person {{}}.'], got "
-            f"{type(templates).__name__} {templates!r:.80}{hint}"
-        )
-    for t in templates:
-        if not isinstance(t, str):
-            raise CatsplitError(f"templates must be strings with a '{{}}' slot for the label, got {t!r}")
-        try:
-            slots = [f for _, f, _, _ in string.Formatter().parse(t.replace("{label}", "{}")) if f is not None]
-        except ValueError as exc:  # a lone '{' or '}'
-            raise CatsplitError(
-                f"template {t!r} is not a valid format string ({exc}); write literal braces as '{{{{' and '}}}}'"
-            ) from None
-        if len(slots) != 1 or slots[0] not in ("", "0"):
-            raise CatsplitError(
-                f"template {t!r} must have exactly one '{{}}' (or '{{label}}') slot for the label, found "
-                f"{len(slots)}: {['{' + f + '}' for f in slots]}; write literal braces as '{{{{' and '}}}}'"
-            )
-    return tuple(templates)
 
 
 class CachedEncoder:

@@ -12,8 +12,9 @@ from typing import Sequence
 import numpy as np
 
 from catsplit.errors import CatsplitError
-from catsplit.head import Head, check_labels
-from catsplit.text import TextEncoder, check_templates, with_templates
+from catsplit.checks import check_labels, check_templates
+from catsplit.head import Head
+from catsplit.text import TextEncoder, with_templates
 
 DEFAULT_TEMPLATES = ("a video of a person {}.", "a person {}.", "{}.")
 DEFAULT_SCALE = 1 / 0.07  # CLIP's initial logit scale

@@ -10,15 +10,42 @@ Then w_sj = w_c + g(phi(modifier of s_j)). No video is used: the edit stays zero
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from catsplit.config import SplitConfig
+from catsplit.checks import check_number_fields
 from catsplit.errors import CatsplitError
+from catsplit.methods.base import Method, MethodResult, find_ties
 from catsplit.methods.context import SplitContext
 from catsplit.text import encode
 from catsplit.training import EmaEarlyStop, step_budget
+
+
+@dataclass(frozen=True)
+class AlignmentConfig:
+    # MLP g: E -> D with one hidden layer, trained with MSE on the head's own pairs
+    hidden: int = 384  # hidden width (GELU)
+    lr: float = 1e-3  # AdamW, cosine schedule over max_epochs
+    weight_decay: float = 1e-2  # AdamW's default
+    batch_size: int = 10
+    max_epochs: int = 100  # cap; early stopping usually ends sooner
+    max_steps: int = 2500  # cap on optimiser steps, so large heads (thousands of pairs) train in seconds
+    ema: float = 0.95  # early stopping watches an EMA of the epoch's training cosine similarity
+    patience: int = 5  # epochs without an EMA gain of at least min_delta
+    min_delta: float = 1e-3
+
+    def __post_init__(self) -> None:
+        check_alignment_fields(self)
+
+
+def check_alignment_fields(config: object) -> None:
+    """AlignmentConfig's rules (CatsplitError naming `<class>.<field>`); SplitConfig applies them too."""
+    check_number_fields(
+        config, counts=("hidden", "batch_size", "max_epochs", "max_steps", "patience"),
+        non_negative=("weight_decay", "min_delta"), positive=("lr",), unit_interval=("ema",),
+    )
 
 
 def training_pairs(ctx: SplitContext) -> tuple[list[str], np.ndarray]:
@@ -52,7 +79,7 @@ class ModifierMLP(torch.nn.Module):
         return self.fc2(torch.nn.functional.gelu(self.fc1(x)))
 
 
-def fit_mlp(x: np.ndarray, y: np.ndarray, config: SplitConfig, seed: int) -> tuple[ModifierMLP, dict]:
+def fit_mlp(x: np.ndarray, y: np.ndarray, config: AlignmentConfig, seed: int) -> tuple[ModifierMLP, dict]:
     """Fit g on (x [n, E], y [n, D]) with AdamW + cosine schedule, early stopping on an EMA of the
     training cosine similarity (best weights restored). Deterministic for a given seed.
 
@@ -93,7 +120,7 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, config: SplitConfig, seed: int) -> tup
     return model, info
 
 
-def alignment_rows(ctx: SplitContext) -> np.ndarray:
+def alignment_rows(ctx: SplitContext) -> MethodResult:
     """-> [k, D]: w_c + g(phi(modifier of s_j))."""
     if len(ctx.dictionary) == 0:
         raise CatsplitError(
@@ -104,10 +131,16 @@ def alignment_rows(ctx: SplitContext) -> np.ndarray:
     texts, targets = training_pairs(ctx)
     emb = encode(ctx.encoder, texts + ctx.sub_modifiers)
     x, queries = emb[: len(texts)], emb[len(texts):]
-    ctx.note_near_duplicates(ctx.sub_modifiers, queries)
+    ties, details = find_ties(ctx.sub_modifiers, queries, ctx.subs)
     with torch.random.fork_rng(devices=[]):  # any op drawing from the global RNG leaves it untouched
         model, info = fit_mlp(x, targets, ctx.config, ctx.seed)
         with torch.no_grad():
             deltas = model(torch.from_numpy(queries)).numpy()  # [k, D]
-    ctx.details["training"] = info
-    return ctx.coarse_row[None, :] + deltas
+    details["training"] = info
+    return MethodResult(ctx.coarse_row[None, :] + deltas, details, ties)
+
+
+METHOD = Method(
+    name="alignment", rows=alignment_rows, config=AlignmentConfig, needs_encoder=True, accepts_gate=True,
+    summary="learn text -> modifier vectors from the head itself (the paper's modifier alignment; default)",
+)

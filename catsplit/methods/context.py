@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from catsplit.config import SplitConfig
 from catsplit.head import Head
 from catsplit.methods.dictionary import ModifierDictionary
 from catsplit.structure import Structure, infer_structure
-from catsplit.text import TextEncoder, near_duplicates
+from catsplit.text import TextEncoder
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class SplitContext:
     head: Head
     encoder: TextEncoder | None
@@ -25,16 +24,8 @@ class SplitContext:
     sub_modifiers: list[str]  # [k] modifier text of each sub
     groups: Mapping[str, Sequence[str]] | None  # given groups (None: infer from the label text)
     modifiers: Mapping[str, str] | None  # given modifiers, overriding inference
-    config: SplitConfig
+    config: Any  # the method's own config (e.g. AlignmentConfig), None for a method without settings
     seed: int
-    details: dict[str, Any] = field(default_factory=dict)  # what the method reports into the edit record
-    ties: tuple[Sequence, Sequence] = ((), ())  # subs the encoder cannot tell apart (identical, close): split warns once
-
-    def note_near_duplicates(self, texts: Sequence[str], emb: np.ndarray) -> None:
-        """Record the subs whose embedded `texts` [k] (unit embeddings `emb` [k, E]) nearly coincide."""
-        identical, close = self.ties = near_duplicates(texts, emb, self.subs)
-        if identical or close:
-            self.details["near_duplicates"] = [(a, b, 1.0) for a, b, _ in identical] + close
 
     @cached_property
     def coarse_row(self) -> np.ndarray:

@@ -9,9 +9,30 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import dataclass
+
+from catsplit.checks import check_number_fields
 from catsplit.errors import CatsplitError
+from catsplit.methods.base import Method, MethodResult
 from catsplit.methods.context import SplitContext
 from catsplit.text import encode
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    # score = alpha * cos(modifier texts) + beta * cos(label texts)
+    alpha: float = 0.5
+    beta: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_retrieval_fields(self)
+
+
+def check_retrieval_fields(config: object) -> None:
+    """alpha and beta: finite numbers >= 0, not both 0 (CatsplitError naming `<class>.<field>`)."""
+    check_number_fields(config, non_negative=("alpha", "beta"))
+    if config.alpha == 0 and config.beta == 0:
+        raise CatsplitError(f"{type(config).__name__}.alpha and beta cannot both be 0: every retrieval score would be 0")
 
 
 def greedy_match(scores: np.ndarray) -> list[int]:
@@ -35,7 +56,7 @@ def greedy_match(scores: np.ndarray) -> list[int]:
     return match
 
 
-def retrieval_rows(ctx: SplitContext) -> np.ndarray:
+def retrieval_rows(ctx: SplitContext) -> MethodResult:
     """-> [k, D]: w_c + the matched modifier vectors."""
     d = ctx.dictionary
     k = len(ctx.subs)
@@ -54,8 +75,14 @@ def retrieval_rows(ctx: SplitContext) -> np.ndarray:
     cfg = ctx.config
     scores = cfg.alpha * (tm @ em.T) + cfg.beta * (tl @ el.T)  # [k, N]
     match = greedy_match(scores)
-    ctx.details["matches"] = {
+    matches = {
         sub: {"label": d.labels[e], "modifier": d.modifiers[e], "score": round(float(scores[j, e]), 6)}
         for j, (sub, e) in enumerate(zip(ctx.subs, match))
     }
-    return ctx.coarse_row[None, :] + d.vectors_of(match)
+    return MethodResult(ctx.coarse_row[None, :] + d.vectors_of(match), {"matches": matches})
+
+
+METHOD = Method(
+    name="retrieval", rows=retrieval_rows, config=RetrievalConfig, needs_encoder=True, accepts_gate=True,
+    summary="carry the closest existing modifier vector to each sub (the paper's modifier retrieval)",
+)

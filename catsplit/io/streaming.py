@@ -22,13 +22,18 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 
+from catsplit.edit import apply_split, plan_split, split
 from catsplit.errors import CatsplitError
+from catsplit.head import Head
+from catsplit.io.checkpoint import CHECKPOINT_SUFFIXES
+from catsplit.io.headfile import head_tensors, write_head_file
+from catsplit.io.keys import KEY_FORMAT
+from catsplit.io.loading import load_from, load_head
+from catsplit.io.safetensors import SafetensorsReader, tensor_order
 
 if TYPE_CHECKING:
     from os import PathLike
 
-    from catsplit.head import Head
-    from catsplit.headfile import SafetensorsReader
     from catsplit.text import TextEncoder
 
 COPY_CHUNK = 16 << 20  # bytes per copy step; each step's writeback to disk starts at once (see _start_writeback)
@@ -75,8 +80,6 @@ def open_head_file(
     src: Any, *, key: str | None = None, labels: Sequence[str] | str | PathLike | None = None,
 ) -> HeadSource:
     """A checked head file to split from (use as a context manager); memory-mapped when it is a catsplit file."""
-    from catsplit.headfile import CHECKPOINT_SUFFIXES, KEY_FORMAT, SafetensorsReader, _load_from, load_head
-
     if (
         key is not None or labels is not None or not isinstance(src, (str, os.PathLike))
         or not Path(src).is_file() or Path(src).suffix.lower() in CHECKPOINT_SUFFIXES
@@ -88,7 +91,7 @@ def open_head_file(
         if KEY_FORMAT not in reader.metadata:  # a foreign safetensors file
             reader.close()
             return HeadSource(load_head(path))
-        return HeadSource(_load_from(path, reader, reader.metadata, None, None, None), reader)
+        return HeadSource(load_from(path, reader, reader.metadata, None, None, None), reader)
     except BaseException:
         reader.close()
         raise
@@ -117,18 +120,15 @@ class HeadSource:
     def split_to(
         self, dst: str | PathLike, text_encoder: TextEncoder | None, coarse: str, subs: Sequence[str], *,
         overwrite: bool = False, **split_options: Any,
-    ) -> dict:
+    ) -> Mapping[str, Any]:
         """Split and write `dst`; returns the edit record (the new head's last history entry)."""
-        from catsplit.edit import apply_split, plan_split, split
-        from catsplit.headfile import head_tensors, write_head_file
-
         if self.reader is None:
             new = split(self.head, text_encoder, coarse, subs, **split_options)
             new.save(dst, overwrite=overwrite)
             return new.latest_record()
         plan = plan_split(self.head, text_encoder, coarse, subs, **split_options)
         blocks = RowBlocks()
-        new = apply_split(self.head, plan.ctx, plan.rows, method=plan.method, mode=plan.mode, concat=blocks)
+        new = apply_split(self.head, plan, concat=blocks)
         tensors, meta = head_tensors(new)
         write_head_file(
             dst, tensors, meta, overwrite=overwrite,
@@ -138,8 +138,6 @@ class HeadSource:
 
     def _write(self, tmp: Path, header: bytes, tensors: Mapping[str, torch.Tensor], blocks: RowBlocks) -> None:
         """Header, then each tensor in data order, block by block: from the source file or from memory."""
-        from catsplit.headfile import tensor_order
-
         assert self.reader is not None
         fd = os.open(tmp, os.O_WRONLY)
         try:

@@ -1,0 +1,132 @@
+"""Readers of the small files users hand catsplit: label lists, JSON, clip-feature arrays.
+
+One reader per kind, each raising a CatsplitError that names the file and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+
+from catsplit.checks import label_list, labels_by_index
+from catsplit.errors import CatsplitError
+
+if TYPE_CHECKING:
+    from os import PathLike
+
+LABEL_SUFFIXES = {".json", ".txt"}
+
+
+def read_lines(path: str | PathLike, what: str) -> list[str]:
+    """The non-blank lines of a text file, stripped (one label, sub or clip label per line)."""
+    p = Path(path)
+    if not p.is_file():
+        raise CatsplitError(f"{what} file {p} not found")
+    return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def read_labels(labels: Sequence[str] | Mapping[str, int] | str | PathLike) -> list[str]:
+    """Labels from a list, a {label: index} mapping, a JSON file (list or {label: index}) or a text file (one label per line)."""
+    if isinstance(labels, str) and not Path(labels).is_file() and Path(labels).suffix.lower() not in LABEL_SUFFIXES:
+        raise CatsplitError(f"labels={labels!r}: give a list of labels or the path of a .json or .txt labels file")
+    if isinstance(labels, (str, os.PathLike)):
+        p = Path(labels)
+        if not p.is_file():
+            raise CatsplitError(f"labels file {p} not found")
+        if p.suffix.lower() == ".json":
+            data = read_json(p, "labels")
+            if isinstance(data, dict):  # {label: index}, as the paper's labels.json
+                return labels_by_index(data, f"labels file {p}")
+            if isinstance(data, list):
+                return data
+            raise CatsplitError(f"labels file {p} must hold a JSON list or an object label -> index")
+        return read_lines(p, "labels")
+    return label_list(labels, "labels")
+
+
+def read_json(path: str | PathLike, what: str) -> Any:
+    """A JSON file's content; a missing file or bad JSON is a CatsplitError naming `what` and the path."""
+    p = Path(path)
+    if not p.is_file():
+        raise CatsplitError(f"{what} file {p} not found")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CatsplitError(f"{what} file {p} is not valid JSON: {exc}") from None
+
+
+
+def read_clips(features: str | Path, labels: str | Path | None = None) -> tuple[np.ndarray, list[Any] | None]:
+    """Labelled clip features from files (what `catsplit finetune` reads).
+
+    Args:
+        features: `.npz` with an array `features` [N, D] (or a single array) and optionally `labels` [N]
+            (label strings or integer indices into the head's labels); `.npy` holding [N, D];
+            `.safetensors` with a tensor `features` [N, D] (or a single tensor) and optionally an integer
+            tensor `labels` [N].
+        labels: a JSON list (label strings or indices) or a text file with one label per line; it
+            replaces labels stored in `features`.
+    Returns:
+        (features [N, D] as stored, labels or None when neither file has them).
+    """
+    path = Path(features)
+    if not path.is_file():
+        raise CatsplitError(f"features file {path} not found")
+    suffix = path.suffix.lower()
+    arrays: dict[str, np.ndarray]
+    try:
+        if suffix == ".npy":
+            arrays = {"features": np.load(path, allow_pickle=False)}
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        elif suffix == ".safetensors":
+            from safetensors.numpy import load_file
+
+            arrays = load_file(str(path))
+        else:
+            raise CatsplitError(f"features file {path}: use .npz (arrays 'features' and 'labels'), .npy or .safetensors")
+    except CatsplitError:
+        raise
+    except Exception as exc:  # numpy and safetensors raise their own errors for corrupt or pickled files
+        raise CatsplitError(
+            f"features file {path} is not readable ({type(exc).__name__}: {exc}); store plain numeric arrays "
+            "and label strings as a str array (np.array(labels, dtype=str)), not objects"
+        ) from None
+    if "features" in arrays:
+        x = arrays["features"]
+    elif len(arrays) == 1:
+        x = next(iter(arrays.values()))
+    else:
+        raise CatsplitError(f"features file {path} holds {sorted(arrays)}; name the [N, D] array 'features'")
+    if x.ndim != 2:
+        raise CatsplitError(f"features in {path} must have shape [N, D], got {tuple(x.shape)}")
+    if labels is not None:
+        return x, _read_clip_labels(Path(labels))
+    if "labels" not in arrays:
+        return x, None
+    y = arrays["labels"]
+    if y.ndim != 1:
+        raise CatsplitError(f"labels in {path} must have shape [N], got {tuple(y.shape)}")
+    if y.dtype.kind in "iu":
+        return x, [int(v) for v in y]
+    if y.dtype.kind in "US":
+        return x, [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in y.tolist()]
+    raise CatsplitError(f"labels in {path} must be label strings or integer indices, got dtype {y.dtype}")
+
+
+def _read_clip_labels(path: Path) -> list[Any]:
+    """A JSON list (strings or integer indices) or one label per line."""
+    if not path.is_file():
+        raise CatsplitError(f"labels file {path} not found")
+    if path.suffix.lower() == ".json":
+        data = read_json(path, "labels")
+        if not isinstance(data, list):
+            raise CatsplitError(f"labels file {path} must hold a JSON list with one label (or index) per feature row")
+        return data
+    return read_lines(path, "labels")
+
