@@ -8,7 +8,7 @@ import torch
 
 from catsplit.bench import models as M
 from catsplit.bench import world as W
-from catsplit.bench.progress import Progress, progress
+from catsplit.progress import Progress, progress
 from catsplit.errors import CatsplitError
 
 TINY = W.WorldConfig(seed=3, n_train=2, n_val=1, n_test=1)
