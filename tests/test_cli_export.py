@@ -12,7 +12,7 @@ import torch
 
 import catsplit
 from catsplit.cli import main
-from catsplit.cli_export import load_backbone
+from catsplit.export.backbone import load_backbone
 from conftest import HashEncoder, compositional_head
 
 pytest.importorskip("onnx")

@@ -9,7 +9,7 @@ import torch
 import catsplit
 from catsplit import CatsplitError
 from catsplit.cli import main
-from catsplit.lowshot import read_clips
+from catsplit.io.readers import read_clips
 from conftest import MODIFIERS, compositional_head
 
 COARSE = "Pushing something"

@@ -9,93 +9,20 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from catsplit.cli.args import (
+    ONNX_OUT_HELP, head_args, load_head_arg, output_args, overwrite_arg, read_json_option, read_subs, split_args,
+    target_args,
+)
 from catsplit.errors import CatsplitError
+from catsplit.io.keys import KEY_LABELS
 
 DTYPES = ("uint8", "float32", "float16", "int64")
-
-
-def load_backbone(spec: str, weights: str | None = None, prefix: str = "") -> Any:
-    """`module:attr` or `file.py:attr` -> a torch module (attr: a module, or a callable returning one).
-
-    Args:
-        spec: where the backbone is defined, e.g. `catsplit.bench.models:Backbone`.
-        weights: optional state dict (safetensors, or a PyTorch file read with weights_only=True).
-        prefix: keep only keys starting with it, stripped (e.g. `backbone.` inside a whole model).
-    """
-    import torch
-
-    where, _, attr = spec.partition(":")
-    if not where or not attr:
-        raise CatsplitError(f"--backbone must look like package.module:name or file.py:name, got {spec!r}")
-    try:
-        if where.endswith(".py"):
-            if not Path(where).is_file():
-                raise CatsplitError(f"--backbone file {where} not found")
-            loader = importlib.util.spec_from_file_location(Path(where).stem, where)
-            module = importlib.util.module_from_spec(loader)
-            loader.loader.exec_module(module)
-        else:
-            module = _import_from_cwd(where)
-    except ImportError as exc:
-        raise CatsplitError(f"cannot import {where!r} for --backbone: {exc}") from None
-    if not hasattr(module, attr):
-        raise CatsplitError(f"{where} has no {attr!r}; check --backbone {spec}")
-    obj = getattr(module, attr)
-    backbone = obj if isinstance(obj, torch.nn.Module) else obj()
-    if not isinstance(backbone, torch.nn.Module):
-        raise CatsplitError(f"--backbone {spec} gave {type(backbone).__name__}, not a torch.nn.Module")
-    if weights:
-        state = _read_state(Path(weights))
-        if prefix:
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-            if not state:
-                raise CatsplitError(f"no tensor in {weights} starts with --weights-prefix {prefix!r}")
-        try:
-            backbone.load_state_dict(state)
-        except RuntimeError as exc:
-            raise CatsplitError(f"--backbone-weights {weights} do not fit {spec}: {str(exc).splitlines()[0]}") from None
-    return backbone.eval()
-
-
-def _import_from_cwd(name: str) -> Any:
-    """Import a module as `python -m` would: the current folder first on sys.path (the console script lacks it)."""
-    cwd = os.getcwd()
-    added = cwd not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
-    try:
-        return importlib.import_module(name)
-    finally:
-        if added and cwd in sys.path:
-            sys.path.remove(cwd)
-
-
-def _read_state(path: Path) -> dict:
-    import torch
-
-    if not path.is_file():
-        raise CatsplitError(f"--backbone-weights file {path} not found")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CatsplitError(f"cannot read {path} as a state dict ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict):
-        raise CatsplitError(f"{path} holds a {type(state).__name__}, not a state dict")
-    return state
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -131,9 +58,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
     from catsplit.export import to_onnx
-    from catsplit.headfile import load_head
+    from catsplit.export.backbone import load_backbone
 
-    head = load_head(args.head, key=args.key, labels=args.labels)
+    head = load_head_arg(args)
     backbone = load_backbone(args.backbone, args.backbone_weights, args.weights_prefix) if args.backbone else None
     if args.example_shape:
         shape = _shape(args.example_shape)
@@ -162,7 +89,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CatsplitError(f"--top must be at least 1 (labels shown per clip), got {args.top}")
     sess = session(args.model, args.device, strict=args.strict)
     labels, probs = predict(sess, read_batch(args.input), batch_size=args.batch_size)
-    names = json.loads(sess.get_modelmeta().custom_metadata_map["catsplit.labels"])
+    names = json.loads(sess.get_modelmeta().custom_metadata_map[KEY_LABELS])
     rows = []
     for i, p in enumerate(probs):
         top = np.argsort(-p, kind="stable")[: args.top]
@@ -176,17 +103,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_edit_onnx(args: argparse.Namespace) -> int:
-    from catsplit.cli import _read_json, _subs
     from catsplit.encoders import load_text_encoder
     from catsplit.export import edit_onnx
 
     encoder = None if args.method == "coarse" else load_text_encoder(args.encoder)
     out = edit_onnx(
-        args.model, encoder, args.coarse, _subs(args), args.out, labels=args.labels, node=args.node,
+        args.model, encoder, args.coarse, read_subs(args), args.out, labels=args.labels, node=args.node,
         overwrite=args.overwrite, method=args.method, mode=args.mode, seed=args.seed,
-        modifiers=_read_json(args.modifiers, "modifiers"), groups=_read_json(args.groups, "groups"),
+        modifiers=read_json_option(args.modifiers, "modifiers"), groups=read_json_option(args.groups, "groups"),
     )
-    print(f"wrote {out}: {args.coarse!r} -> {_subs(args)} ({args.method}, {args.mode})")
+    print(f"wrote {out}: {args.coarse!r} -> {read_subs(args)} ({args.method}, {args.mode})")
     return 0
 
 
@@ -200,13 +126,10 @@ def cmd_triton(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    """Register the deployment commands on the `catsplit` parser's subparsers."""
-    from catsplit.cli import _target_args, split_args
-
+    """Register export, predict, edit-onnx and triton on the `catsplit` parser's subparsers."""
     p = sub.add_parser("export", help="head (+ backbone) -> one verified ONNX file")
-    p.add_argument("head", help="head file (catsplit .safetensors, or a checkpoint with --key/--labels)")
-    p.add_argument("--key", help="name of the linear layer inside a checkpoint")
-    p.add_argument("--labels", help="labels file for foreign checkpoints")
+    head_args(p, head_help="head file (catsplit .safetensors, or a checkpoint with --key/--labels)",
+              key_help="name of the linear layer inside a checkpoint", labels_help="labels file for foreign checkpoints")
     p.add_argument("--backbone", help="module:name or file.py:name of a torch module (or a factory) giving features [N, D]; "
                    "without it the graph takes features")
     p.add_argument("--backbone-weights", help="state dict for the backbone (.safetensors, or PyTorch weights)")
@@ -216,8 +139,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--input-name", help="graph input name (default clips, or features without a backbone)")
     p.add_argument("--opset", type=int)
     p.add_argument("--no-verify", action="store_true", help="skip onnx.checker and the parity check against torch")
-    p.add_argument("-o", "--out", required=True, help="output .onnx")
-    p.add_argument("--overwrite", action="store_true")
+    output_args(p, out_help=ONNX_OUT_HELP)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("predict", help="labels and probabilities from an exported model (onnxruntime)")
@@ -232,12 +154,11 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("edit-onnx", help="split a class inside an existing ONNX model")
     p.add_argument("model", help="source .onnx")
-    _target_args(p, required=True)
+    target_args(p, required=True)
     split_args(p)
     p.add_argument("--labels", help="labels file, when the model's metadata has none")
     p.add_argument("--node", help="name of the classifier node, when several match")
-    p.add_argument("-o", "--out", required=True, help="output .onnx")
-    p.add_argument("--overwrite", action="store_true")
+    output_args(p, out_help=ONNX_OUT_HELP)
     p.set_defaults(func=cmd_edit_onnx)
 
     p = sub.add_parser("triton", help="write a Triton Inference Server model repository entry")
@@ -247,5 +168,5 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--max-batch-size", type=int, required=True)
     p.add_argument("--instance", default="gpu", choices=["gpu", "cpu"])
     p.add_argument("--count", type=int, default=1, help="instances per device")
-    p.add_argument("--overwrite", action="store_true")
+    overwrite_arg(p)
     p.set_defaults(func=cmd_triton)
