@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from catsplit._version import __version__
-from catsplit.errors import CatsplitError
+from catsplit.errors import CatsplitError, MissingDependencyError
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -35,7 +35,7 @@ _EXPORTS = {
     "merge": "catsplit.merging",
 }
 
-__all__ = ["CatsplitError", "__version__", *_EXPORTS]
+__all__ = ["CatsplitError", "MissingDependencyError", "__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
     from catsplit.config import SplitConfig

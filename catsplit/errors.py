@@ -1,4 +1,4 @@
-"""The one exception type catsplit raises for bad input, and how its warnings find the user's line."""
+"""The exception types catsplit raises (bad input; a missing optional package), and how its warnings find the user's line."""
 
 from __future__ import annotations
 
@@ -8,6 +8,24 @@ import sys
 
 class CatsplitError(ValueError):
     """Bad input: the message names the offending value and how to fix it."""
+
+
+class MissingDependencyError(CatsplitError, ImportError):
+    """An optional package is missing or broken; the message names the pip command that fixes it.
+
+    Both a `CatsplitError` (catsplit's one error type) and an `ImportError` (what callers that
+    probe for optional packages catch). Raised only by `catsplit.optional`.
+    """
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        """Args:
+        message: what needs the package, and the pip command.
+        name: the module that could not be imported (`ImportError.name`).
+        """
+        super().__init__(message)
+        # ValueError's __init__ runs, not ImportError's: set ImportError's fields by hand.
+        self.msg = message
+        self.name = name
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep

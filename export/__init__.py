@@ -5,9 +5,9 @@ those packages load when a function first needs them. The contract of the graphs
 spec/onnx-contract.md.
 """
 
-from .exporter import check_model, to_onnx
-from .onnx_edit import edit_onnx, find_classifier, load_model
-from .runtime import predict, session
-from .triton_repo import triton
+from catsplit.export.exporter import check_model, to_onnx
+from catsplit.export.onnx_edit import edit_onnx, find_classifier, load_model
+from catsplit.export.runtime import predict, session
+from catsplit.export.triton_repo import triton
 
 __all__ = ["to_onnx", "check_model", "session", "predict", "edit_onnx", "find_classifier", "load_model", "triton"]

@@ -17,8 +17,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from catsplit.errors import CatsplitError
-from ._deps import require_onnx, require_onnxruntime, require_onnxscript
-from .graph import head_graph, head_metadata, set_metadata
+from catsplit.export.graph import head_graph, head_metadata, set_metadata
+from catsplit.optional import require_onnx, require_onnxruntime, require_onnxscript
 
 MAX_BYTES = 2**31 - 1  # protobuf's limit for one serialised model
 HEAD_ONLY_OPSET = 17  # opset of head-only graphs (no backbone): old enough for every current runtime
@@ -58,7 +58,7 @@ def to_onnx(
     """
     import torch
 
-    from catsplit.atomic import atomic_path, check_destination
+    from catsplit.io.atomic import atomic_path, check_destination
     from catsplit.head import Head
 
     onnx = require_onnx()
@@ -144,8 +144,8 @@ def check_model(path: str | os.PathLike, backbone: Any, head: Any, example: Any)
     """
     import torch
 
-    onnx = require_onnx()
-    ort = require_onnxruntime()
+    onnx = require_onnx("checking an exported model")
+    ort = require_onnxruntime("checking an exported model")
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:

@@ -20,13 +20,11 @@ from typing import Any
 import numpy as np
 
 from catsplit.errors import CatsplitError
+from catsplit.io.keys import KEY_FORMAT, KEY_HEAD, KEY_HISTORY, KEY_LABELS, KEY_OUTPUT, ONNX_FORMAT_VERSION
+from catsplit.optional import require_onnx
 
-FORMAT = "catsplit-onnx/1"
-KEY_FORMAT = "catsplit.format"
-KEY_LABELS = "catsplit.labels"  # the output columns, in order (JSON list)
-KEY_OUTPUT = "catsplit.output"  # what the output holds: logits | probabilities | log_probabilities
-KEY_HISTORY = "catsplit.history"  # the head's edit records (JSON list)
-KEY_HEAD = "catsplit.head"  # how to rebuild the head from the graph (JSON object)
+# The metadata keys (catsplit/io/keys.py): KEY_LABELS holds the output columns in order, KEY_OUTPUT
+# what they hold (one of OUTPUT_KINDS), KEY_HISTORY the edit records, KEY_HEAD the head's description.
 OUTPUT_KINDS = ("logits", "probabilities", "log_probabilities")
 PREFIX = "catsplit_head/"  # names of every node and initializer this module adds
 EPS = 1e-12  # torch.nn.functional.normalize's eps
@@ -56,8 +54,9 @@ def head_graph(head: Any, features: str, output: str, *, opset: int, output_kind
         a HeadGraph (nothing is added to any model yet).
     """
     import torch
-    from onnx import helper, numpy_helper
 
+    onnx = require_onnx()
+    helper, numpy_helper = onnx.helper, onnx.numpy_helper
     g = HeadGraph()
     if head.is_hierarchical:
         output_kind = output_kind or "probabilities"
@@ -143,7 +142,7 @@ def head_graph(head: Any, features: str, output: str, *, opset: int, output_kind
 def head_metadata(head: Any, graph: HeadGraph) -> dict[str, str]:
     """The metadata_props that describe the head inside a model."""
     return {
-        KEY_FORMAT: FORMAT,
+        KEY_FORMAT: ONNX_FORMAT_VERSION,
         KEY_LABELS: json.dumps(list(head.labels), ensure_ascii=False),
         KEY_OUTPUT: graph.output_kind,
         KEY_HISTORY: json.dumps(list(head.history), ensure_ascii=False),
@@ -179,9 +178,9 @@ def output_labels(meta: dict[str, str], where: str) -> list[str]:
 
 def head_from_model(model: Any, where: str) -> Any:
     """Rebuild the catsplit Head stored in a model by `head_graph` (float32; edits cannot be undone from it)."""
-    from onnx import numpy_helper
-
     from catsplit.head import Head, make_table
+
+    numpy_helper = require_onnx("reading the head of an ONNX model").numpy_helper
 
     meta = read_metadata(model)
     try:

@@ -16,12 +16,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from catsplit.errors import CatsplitError
-
-from ._deps import require_onnx
-from .exporter import MAX_BYTES
-from .graph import KEY_HEAD, KEY_OUTPUT, PREFIX, head_from_model, head_graph, head_metadata, read_metadata, set_metadata
-
-LABEL_KEYS = ("catsplit.labels", "labels")  # metadata keys read for a foreign model's labels (JSON list)
+from catsplit.export.exporter import MAX_BYTES
+from catsplit.export.graph import PREFIX, head_from_model, head_graph, head_metadata, read_metadata, set_metadata
+from catsplit.io.keys import KEY_HEAD, KEY_OUTPUT, ONNX_LABEL_KEYS
+from catsplit.optional import require_onnx
 
 
 @dataclass
@@ -64,10 +62,10 @@ def edit_onnx(
     Returns:
         the path written. Its metadata holds the new labels and the edit history.
     """
-    from catsplit.atomic import atomic_path, check_destination
+    from catsplit.io.atomic import atomic_path, check_destination
     from catsplit.edit import split
 
-    onnx = require_onnx()
+    onnx = require_onnx("editing ONNX models")
     src = Path(src)
     if Path(dst).resolve() == src.resolve() and not overwrite:
         raise CatsplitError(f"dst {dst} is the source model; write elsewhere or pass overwrite=True")
@@ -130,8 +128,8 @@ def edit_onnx(
 
 def load_model(path: str | os.PathLike) -> Any:
     """Read an ONNX model; external data only from files inside the model's own folder."""
-    onnx = require_onnx()
-    from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_model, uses_external_data
+    onnx = require_onnx("editing ONNX models")
+    data_helper = onnx.external_data_helper  # imported by onnx itself
 
     path = Path(path)
     if not path.is_file():
@@ -140,11 +138,11 @@ def load_model(path: str | os.PathLike) -> Any:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # DecodeError and friends
         raise CatsplitError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})") from None
-    external = [t for t in model.graph.initializer if uses_external_data(t)]
+    external = [t for t in model.graph.initializer if data_helper.uses_external_data(t)]
     if external:
         folder = path.parent.resolve()
         for t in external:
-            location = ExternalDataInfo(t).location
+            location = data_helper.ExternalDataInfo(t).location
             target = (folder / location).resolve()
             if os.path.isabs(location) or folder not in target.parents:
                 raise CatsplitError(
@@ -153,7 +151,7 @@ def load_model(path: str | os.PathLike) -> Any:
                 )
             if not target.is_file():
                 raise CatsplitError(f"{path}: external data file {location!r} of tensor {t.name!r} is missing")
-        load_external_data_for_model(model, str(folder))
+        data_helper.load_external_data_for_model(model, str(folder))
     return model
 
 
@@ -164,8 +162,8 @@ def find_classifier(model: Any, num_classes: int, *, node: str | None = None, wh
     bias initializer. With several candidates the one whose output is a graph output (or feeds
     one Softmax that is) wins; `node=` names it outright.
     """
-    from onnx import TensorProto, numpy_helper
-
+    onnx = require_onnx("editing ONNX models")
+    TensorProto, numpy_helper = onnx.TensorProto, onnx.numpy_helper
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     consumers: dict[str, list] = {}
@@ -270,8 +268,7 @@ def find_classifier(model: Any, num_classes: int, *, node: str | None = None, wh
 
 def _tensor_type(model: Any, name: str) -> Any:
     """The type of a tensor (TypeProto.Tensor: elem_type, shape) by onnx shape inference, or None when unknown."""
-    import onnx
-
+    onnx = require_onnx("editing ONNX models")
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception:  # inference is best effort here
@@ -312,12 +309,12 @@ def _post_softmax(model: Any, output: str, where: str) -> Any:
 def _labels(src: Path, meta: dict[str, str], labels: Any) -> list[str]:
     import json
 
-    from catsplit.head import check_labels
-    from catsplit.headfile import read_labels
+    from catsplit.checks import check_labels
+    from catsplit.io.readers import read_labels
 
     if labels is not None:
         return list(check_labels(read_labels(labels)))
-    for key in LABEL_KEYS:
+    for key in ONNX_LABEL_KEYS:
         if key in meta:
             try:
                 value = json.loads(meta[key])
@@ -325,7 +322,7 @@ def _labels(src: Path, meta: dict[str, str], labels: Any) -> list[str]:
                 raise CatsplitError(f"{src}: metadata {key!r} is not valid JSON ({exc}); pass labels=") from None
             return list(check_labels(value, f"{src} metadata {key!r}"))
     raise CatsplitError(
-        f"{src} carries no labels in its metadata (looked for {list(LABEL_KEYS)}); pass labels= "
+        f"{src} carries no labels in its metadata (looked for {list(ONNX_LABEL_KEYS)}); pass labels= "
         "(a list, or a file with one label per line; CLI: --labels FILE)"
     )
 

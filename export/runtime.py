@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from catsplit.errors import CatsplitError
-
-from ._deps import require_onnxruntime
-from .graph import KEY_HEAD, KEY_OUTPUT, output_labels
+from catsplit.export.graph import output_labels
+from catsplit.io.keys import KEY_HEAD, KEY_OUTPUT
+from catsplit.optional import require_onnxruntime
 
 DEVICES = ("auto", "cuda", "cpu")
 CUDA = "CUDAExecutionProvider"

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from catsplit.errors import CatsplitError
-
-from ._deps import require_onnx
-from .graph import output_labels, read_metadata
+from catsplit.export.graph import output_labels, read_metadata
+from catsplit.optional import require_onnx
 
 INSTANCES = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
 NAME = re.compile(r"[A-Za-z0-9_.-]+")  # a model name: a folder name and a config.pbtxt string, safe in both
@@ -53,7 +52,7 @@ def triton(
     Returns:
         the model's folder.
     """
-    onnx = require_onnx()
+    onnx = require_onnx("a Triton model repository")
     if not isinstance(name, str) or not NAME.fullmatch(name) or name in (".", ".."):
         raise CatsplitError(
             f"name must be a plain folder name of letters, digits, '_', '.' or '-', such as 'video_classifier'; got {name!r}"
@@ -71,9 +70,7 @@ def triton(
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise CatsplitError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})") from None
-    from onnx.external_data_helper import uses_external_data
-
-    external = [t.name for t in model.graph.initializer if uses_external_data(t)]
+    external = [t.name for t in model.graph.initializer if onnx.external_data_helper.uses_external_data(t)]
     if external:
         raise CatsplitError(
             f"{path} keeps tensors {external[:3]} in external data files; the repository gets one model.onnx. "

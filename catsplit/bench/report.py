@@ -29,8 +29,8 @@ def markdown_table(results: Sequence[dict], title: str | None = None) -> str:
 
 
 def write_json(path: str | Path, data: dict, overwrite: bool = True) -> None:
-    """Write JSON atomically (catsplit.atomic: temp file in the same folder, fsync, rename)."""
-    from catsplit.atomic import atomic_path
+    """Write JSON atomically (catsplit.io.atomic: temp file in the same folder, fsync, rename)."""
+    from catsplit.io.atomic import atomic_path
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,13 +43,11 @@ MERGE_PREFIX = "merge-zs-1shot-"
 
 
 def _pyplot():
-    try:
-        import matplotlib
+    from catsplit.optional import require_matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise CatsplitError("the plot needs matplotlib: pip install matplotlib (or pip install -e '.[bench]')") from None
+    require_matplotlib("the plot").use("Agg")
+    import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -72,7 +70,7 @@ def merge_curves(results: Sequence[dict]) -> dict[str, list[tuple[float, dict]]]
 def _save(fig, plt, path: str | Path) -> None:
     """Write the figure atomically (a failed savefig leaves no half-written PNG). Whether an existing
     file may be replaced is decided before the run (`check_outputs`, --overwrite), so here it is."""
-    from catsplit.atomic import atomic_path
+    from catsplit.io.atomic import atomic_path
 
     fig.tight_layout()
     path = Path(path)

@@ -14,6 +14,8 @@ KEY_TEMPLATES = "catsplit.templates"
 OWN_KEYS = {KEY_FORMAT, KEY_LABELS, KEY_TABLES, KEY_GROUPS, KEY_HISTORY, KEY_KIND, KEY_SCALE, KEY_TEMPLATES}
 
 # --- ONNX models (spec/onnx-contract.md) ------------------------------------------------------
+# KEY_FORMAT, KEY_LABELS and KEY_HISTORY are shared with head files; the format value is not.
+ONNX_FORMAT_VERSION = "catsplit-onnx/1"  # under KEY_FORMAT in an ONNX model's metadata_props
 KEY_OUTPUT = "catsplit.output"  # what the output holds: logits | probabilities | log_probabilities
 KEY_HEAD = "catsplit.head"  # how to rebuild the head from the graph (JSON object)
 ONNX_LABEL_KEYS = (KEY_LABELS, "labels")  # metadata keys read for a foreign model's labels (JSON list)
