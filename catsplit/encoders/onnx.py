@@ -1,46 +1,26 @@
 """Text encoder from an ONNX export (`model.onnx` + `tokenizer.json`), run by onnxruntime on CPU.
 
-onnxruntime is imported when an encoder is built, never at import time.
+onnxruntime is imported (through `catsplit.optional`) when an encoder is built, never at import
+time. Batching, tokenisation and truncation come from `catsplit.encoders.base`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from catsplit.encoders.minilm import _BatchedTextEncoder, load_tokenizer
+from catsplit.encoders.base import BatchedTextEncoder, l2_normalise, load_tokenizer, mean_pool
 from catsplit.errors import CatsplitError
+from catsplit.optional import require_onnxruntime
 
 ONNX_FILES = ("model.onnx", "tokenizer.json")
 # Names the graph may declare; each is fed as int64 [B, T].
 _KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def require_onnxruntime() -> ModuleType:
-    """Import onnxruntime.
-
-    Returns:
-        The `onnxruntime` module.
-
-    Raises:
-        CatsplitError: not installed; the message has the install command.
-    """
-    try:
-        import onnxruntime
-    except ImportError as e:
-        raise CatsplitError(
-            "ONNX text encoders need onnxruntime, which is not installed. Install it with:\n"
-            "    pip install onnxruntime\n"
-            "(or `pip install onnxruntime-gpu` for CUDA, never both: the two packages install the same "
-            f"`onnxruntime` module and overwrite each other). Import error: {e}"
-        ) from e
-    return onnxruntime
-
-
-class OnnxTextEncoder(_BatchedTextEncoder):
+class OnnxTextEncoder(BatchedTextEncoder):
     """Sentence embeddings from an ONNX transformer: mean pooling over the attention mask + L2 norm.
 
     The graph's first output is either token states [N, T, H] (mean-pooled here) or already a
@@ -64,7 +44,7 @@ class OnnxTextEncoder(_BatchedTextEncoder):
             raise CatsplitError(f"batch_size must be >= 1, got {batch_size}")
         if max_length < 3:
             raise CatsplitError(f"max_length must be >= 3 (room for [CLS] text [SEP]), got {max_length}")
-        ort = require_onnxruntime()
+        ort = require_onnxruntime("the ONNX text encoder")
         try:
             self.session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
@@ -98,11 +78,9 @@ class OnnxTextEncoder(_BatchedTextEncoder):
         feed = {n: given[n] for n in self._inputs}  # only what the graph declares
         out = self.session.run([self._output.name], feed)[0].astype(np.float32, copy=False)
         if out.ndim == 3:  # token states [B, T, H]
-            m = attention_mask[..., None].astype(np.float32)  # [B, T, 1]
-            pooled = (out * m).sum(1) / np.maximum(m.sum(1), 1e-9)  # [B, H]
+            pooled = mean_pool(out, attention_mask)  # [B, H]
         elif out.ndim == 2:  # already a sentence embedding [B, H]
             pooled = out
         else:
             raise CatsplitError(f"{self.folder / 'model.onnx'}: first output {self._output.name} has shape {out.shape}, expected [N, T, H] or [N, H]")
-        norm = np.linalg.norm(pooled, axis=1, keepdims=True)  # [B, 1]
-        return (pooled / np.maximum(norm, 1e-12)).astype(np.float32)
+        return l2_normalise(pooled)
