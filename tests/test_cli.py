@@ -32,7 +32,7 @@ def test_split_inspect_unsplit(head_file, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "from left to right" in printed and str(out) in printed
     edited = catsplit.load_head(out)
-    assert edited.labels[-len(subs):] == subs
+    assert list(edited.labels[-len(subs):]) == subs
 
     assert main(["inspect", str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

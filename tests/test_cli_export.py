@@ -75,7 +75,7 @@ def test_export_predict_triton_with_a_backbone(head_file, tmp_path, capsys):
     assert all(len(r["top"]) == 3 for r in report["predictions"])
 
     assert main(["triton", str(model), "--repo", str(tmp_path / "repo"), "--name", "clf", "--max-batch-size", "8"]) == 0
-    assert (tmp_path / "repo" / "clf" / "labels.txt").read_text().splitlines() == head.labels
+    assert (tmp_path / "repo" / "clf" / "labels.txt").read_text().splitlines() == list(head.labels)
 
 
 def test_export_head_only_then_edit_onnx(head_file, tmp_path, capsys):

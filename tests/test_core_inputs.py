@@ -30,41 +30,49 @@ def head_and_subs():
     return head, subs
 
 
-# --- 1. attributes hand out copies ---------------------------------------------------------
-def test_changing_the_labels_one_got_does_not_change_the_head(head_and_subs):
+# --- 1. what a head hands out cannot change it ------------------------------------------------
+def test_the_labels_one_got_cannot_change_the_head(head_and_subs):
     head, _ = head_and_subs
     x = np.random.default_rng(0).standard_normal((20, 16)).astype(np.float32)
     before = head.predict(x)
-    others = head.labels  # "the labels without the class I split"
+    with pytest.raises(AttributeError):
+        head.labels.remove(COARSE)  # a tuple: copy it (list(head.labels)) to change it
+    others = list(head.labels)  # "the labels without the class I split"
     others.remove(COARSE)
     others.append("junk")
     assert COARSE in head.labels and "junk" not in head.labels
     assert head.num_classes == head.weight.shape[0] == len(head.labels)
     assert list(head.predict(x)) == list(before)
-    # still a list for users: equality, slicing, index, concatenation
-    assert isinstance(head.labels, list) and head.labels == list(head.tables[0].labels)
-    assert head.labels[:2] + ["z"] == [*head.tables[0].labels[:2], "z"]
+    # a tuple for users: equality, slicing, index, concatenation
+    assert isinstance(head.labels, tuple) and head.labels == head.tables[0].labels
+    assert head.labels[:2] + ("z",) == (*head.tables[0].labels[:2], "z")
     assert head.labels.index(COARSE) == head.tables[0].labels.index(COARSE)
 
 
-def test_groups_history_metadata_and_undo_are_copies(head_and_subs, encoder):
+def test_groups_history_metadata_and_undo_are_read_only(head_and_subs, encoder):
     head, subs = head_and_subs
     groups = {"Pulling something": [lab for lab in head.labels if lab.startswith("Pulling")]}
     meta = {"origin": "test"}
     h = head.evolve(groups=groups, metadata=meta)
     groups["Pulling something"].append(COARSE)  # the caller's own dict, after the call
     meta["origin"] = "changed"
-    h.groups["Pulling something"].clear()
-    h.groups["new"] = [COARSE]
-    h.metadata["origin"] = "changed"
-    assert h.groups == {"Pulling something": [lab for lab in head.labels if lab.startswith("Pulling")]}
+    with pytest.raises(AttributeError):
+        h.groups["Pulling something"].clear()
+    with pytest.raises(TypeError, match="read-only"):
+        h.groups["new"] = [COARSE]
+    with pytest.raises(TypeError, match="read-only"):
+        h.metadata["origin"] = "changed"
+    assert h.groups == {"Pulling something": tuple(lab for lab in head.labels if lab.startswith("Pulling"))}
     assert h.metadata == {"origin": "test"}
 
     new = catsplit.split(h, encoder, COARSE, subs[:2], method="retrieval")
     saved = json.dumps(new.history)
-    new.history[-1]["details"]["matches"].clear()
-    new.history[-1]["subs"].append("x")
-    new.undo.clear()
+    with pytest.raises(TypeError, match="read-only"):
+        new.history[-1]["details"]["matches"].clear()
+    with pytest.raises(AttributeError):
+        new.history[-1]["subs"].append("x")
+    with pytest.raises(TypeError, match="read-only"):
+        new.undo.clear()
     assert json.dumps(new.history) == saved and new.undo
     assert catsplit.unsplit(new, COARSE).equals(h)
 
@@ -81,15 +89,15 @@ def test_evolve_and_replace_still_work(head_and_subs):
 # --- 2. labels as {label: index} -------------------------------------------------------------
 def test_a_label_index_mapping_is_read_in_index_order(tmp_path):
     w = torch.randn(3, 4)
-    assert Head(weight=w, labels={"c": 2, "a": 0, "b": 1}).labels == ["a", "b", "c"]
+    assert Head(weight=w, labels={"c": 2, "a": 0, "b": 1}).labels == ("a", "b", "c")
     p = tmp_path / "f.safetensors"
     save_file({"weight": w}, str(p))
-    assert catsplit.load_head(p, labels={"c": 2, "a": 0, "b": 1}).labels == ["a", "b", "c"]
-    assert catsplit.load_head(p, labels={"c": np.int64(2), "a": 0, "b": 1}).labels == ["a", "b", "c"]
+    assert catsplit.load_head(p, labels={"c": 2, "a": 0, "b": 1}).labels == ("a", "b", "c")
+    assert catsplit.load_head(p, labels={"c": np.int64(2), "a": 0, "b": 1}).labels == ("a", "b", "c")
     (tmp_path / "l.json").write_text(json.dumps({"c": 2, "a": 0, "b": 1}))
-    assert catsplit.load_head(p, labels=tmp_path / "l.json").labels == ["a", "b", "c"]
+    assert catsplit.load_head(p, labels=tmp_path / "l.json").labels == ("a", "b", "c")
     (tmp_path / "ssv2.json").write_text(json.dumps({"c": "2", "a": "0", "b": "1"}))  # SSv2 writes strings
-    assert catsplit.load_head(p, labels=tmp_path / "ssv2.json").labels == ["a", "b", "c"]
+    assert catsplit.load_head(p, labels=tmp_path / "ssv2.json").labels == ("a", "b", "c")
 
 
 @pytest.mark.parametrize("mapping, match", [
@@ -228,7 +236,7 @@ def test_split_config_valid_values_and_type(head_and_subs, encoder):
     with pytest.raises(CatsplitError, match="both be 0"):
         SplitConfig(alpha=0, beta=0)
     head, subs = head_and_subs
-    with pytest.raises(CatsplitError, match="config must be a catsplit.SplitConfig, got dict"):
+    with pytest.raises(CatsplitError, match="config must be a catsplit.AlignmentConfig or catsplit.SplitConfig, got dict"):
         catsplit.split(head, encoder, COARSE, subs, config={"alpha": 1})
     edited = catsplit.split(head, None, COARSE, subs, method="coarse")
     with pytest.raises(CatsplitError, match="config must be a catsplit.FinetuneConfig, got dict"):

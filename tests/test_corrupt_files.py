@@ -201,7 +201,7 @@ def test_non_float_undo_tensor_is_refused(tmp_path, good):
 def test_missing_tensors(tmp_path, good):
     path, blob = good
     head = load_head(path)
-    tensors, meta = catsplit.headfile.head_tensors(head)
+    tensors, meta = catsplit.io.headfile.head_tensors(head)
     for name, needle in [("weight", "missing the tensor 'weight'"), ("sub.1.weight", "missing tensor sub.1.weight"),
                          ("undo.1.weight", "missing undo tensor")]:
         p = tmp_path / f"no-{name}.safetensors"
@@ -216,7 +216,7 @@ def test_missing_tensors(tmp_path, good):
 def test_metadata_that_is_not_json(tmp_path, good, key):
     path, _ = good
     head = load_head(path)
-    tensors, meta = catsplit.headfile.head_tensors(head.evolve(groups={"Pulling": ["Pulling something up"]}, templates=("{}",)))
+    tensors, meta = catsplit.io.headfile.head_tensors(head.evolve(groups={"Pulling": ["Pulling something up"]}, templates=("{}",)))
     meta[key] = meta[key][:-3] + "}{"
     p = tmp_path / "meta.safetensors"
     save_file(tensors, str(p), metadata=meta)
@@ -225,7 +225,7 @@ def test_metadata_that_is_not_json(tmp_path, good, key):
 
 def test_metadata_with_wrong_json_types(tmp_path, good):
     path, _ = good
-    tensors, meta = catsplit.headfile.head_tensors(load_head(path))
+    tensors, meta = catsplit.io.headfile.head_tensors(load_head(path))
     p = tmp_path / "types.safetensors"
     for key, value, needle in [
         ("catsplit.labels", '{"a": 1}', "must be a list of strings"),
@@ -248,7 +248,7 @@ def test_metadata_with_wrong_json_types(tmp_path, good):
 
 def test_label_count_disagreeing_with_rows(tmp_path, good):
     path, _ = good
-    tensors, meta = catsplit.headfile.head_tensors(load_head(path))
+    tensors, meta = catsplit.io.headfile.head_tensors(load_head(path))
     labels = json.loads(meta["catsplit.labels"])
     p = tmp_path / "count.safetensors"
     for wrong in (labels[:-1], labels + ["one more"]):
@@ -280,7 +280,7 @@ def test_surrogate_escapes_in_the_header_are_refused(tmp_path):
 
 
 def test_files_changed_while_open_fail_cleanly(tmp_path, good):
-    from catsplit.headfile import SafetensorsReader
+    from catsplit.io.safetensors import SafetensorsReader
 
     path, blob = good
     p = tmp_path / "shrinking.safetensors"
@@ -308,7 +308,7 @@ def test_undo_tensors_of_the_wrong_shape_dtype_or_value(tmp_path, good):
     """Found by the fuzz test: a 0-d undo bias loaded, then broke Head.equals and unsplit."""
     path, _ = good
     head = load_head(path)
-    tensors, meta = catsplit.headfile.head_tensors(head)
+    tensors, meta = catsplit.io.headfile.head_tensors(head)
     p = tmp_path / "undo.safetensors"
     for name, value, needle in [
         ("undo.1.bias", torch.tensor(0.5), "expected float32 [1]"),

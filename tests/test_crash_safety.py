@@ -182,7 +182,7 @@ def test_two_processes_saving_to_one_path(tmp_path, two_heads):
 
 
 def test_failed_save_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
-    import catsplit.headfile
+    import catsplit.io.headfile
 
     target = tmp_path / "h.safetensors"
     _head(1, rows=10, dim=4).save(target)
@@ -192,7 +192,7 @@ def test_failed_save_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
         f.write(header[:5])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(catsplit.headfile, "write_safetensors", full_disk)
+    monkeypatch.setattr(catsplit.io.headfile, "write_safetensors", full_disk)
     with pytest.raises(CatsplitError, match="No space left on device.*untouched"):
         _head(2, rows=10, dim=4).save(target, overwrite=True)
     assert target.read_bytes() == before

@@ -75,7 +75,7 @@ def test_flat_export_is_one_gemm_with_labels_and_matches_torch(exported, heads):
     assert [i.name for i in model.graph.input] == ["clips"] and [o.name for o in model.graph.output] == ["logits"]
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch axis
     meta = metadata(paths["flat"])
-    assert json.loads(meta["catsplit.labels"]) == flat.labels
+    assert json.loads(meta["catsplit.labels"]) == list(flat.labels)
     assert json.loads(meta["catsplit.history"]) == json.loads(json.dumps(list(flat.history)))
     assert meta["catsplit.output"] == "logits"
     sess = export.session(paths["flat"], "cpu")
@@ -230,7 +230,7 @@ def test_edit_onnx_on_an_exported_model_equals_exporting_the_edit(tmp_path, expo
     expected = catsplit.split(flat, enc, "Lifting something up", ["Lifting something up quickly", "Lifting something up slowly"],
                               method="retrieval", mode="hierarchical")
     meta = metadata(out)
-    assert json.loads(meta["catsplit.labels"]) == expected.labels
+    assert json.loads(meta["catsplit.labels"]) == list(expected.labels)
     assert [r["coarse"] for r in json.loads(meta["catsplit.history"])] == ["Pushing something", "Lifting something up"]
     assert meta["catsplit.output"] == "log_probabilities"  # the output that held logits: softmax(output) = p
     x = clips(16, seed=5)
@@ -451,7 +451,7 @@ def test_triton_repository_matches_the_graph(tmp_path, exported, heads):
     assert out["name"] == graph_out.name == "probabilities" and out["data_type"] == "TYPE_FP32"
     assert out["dims"] == [len(hier.labels)] and out["label_filename"] == "labels.txt"
     assert "dynamic_batching" in config and config["instance_group"] == [{"count": 1, "kind": "KIND_CPU"}]
-    assert (folder / "labels.txt").read_text().splitlines() == hier.labels
+    assert (folder / "labels.txt").read_text().splitlines() == list(hier.labels)
     assert (folder / "1" / "model.onnx").read_bytes() == Path(paths["hier"]).read_bytes()
     with pytest.raises(CatsplitError, match="exists"):
         export.triton(paths["hier"], tmp_path / "repo", name="clf", max_batch_size=16)

@@ -86,7 +86,9 @@ def test_exported_names_are_not_shadowed_by_submodules():
 
 
 def test_edits_pass_the_checked_parts_of_a_head_on_without_checking_them_again(monkeypatch):
-    """A chain of splits on a large head must not re-validate (and copy) its whole history and groups each time."""
+    """A chain of splits on a large head must not re-validate (and copy) its whole history and groups each time:
+    an edit freezes its own new record only, and keeps the head's Groups as they are."""
+    import catsplit.checks as checks_module
     import catsplit.head as head_module
 
     labels = [f"Action{i // 3} something v{i % 3}" for i in range(60)]
@@ -94,25 +96,31 @@ def test_edits_pass_the_checked_parts_of_a_head_on_without_checking_them_again(m
     head = Head(weight=np.eye(60, 8, dtype=np.float32), labels=labels, groups=groups)
     for i in range(3):
         head = catsplit.split(head, None, labels[3 * i], [f"{labels[3 * i]} left", f"{labels[3 * i]} right"], method="coarse")
-    calls = {"check_history": 0, "check_groups": 0}
-    for name in calls:
-        real = getattr(head_module, name)
+    calls = {"records frozen": 0, "check_groups": 0}
+    real_freeze, real_check_groups = checks_module._freeze, head_module.check_groups
 
-        def counted(*args, _real=real, _name=name, **kwargs):
-            calls[_name] += 1
-            return _real(*args, **kwargs)
+    def freeze(x, mapping=checks_module.FrozenDict, depth=0):
+        calls["records frozen"] += mapping is checks_module.Record
+        return real_freeze(x, mapping, depth)
 
-        monkeypatch.setattr(head_module, name, counted)
+    def check_groups(*args, **kwargs):
+        calls["check_groups"] += 1
+        return real_check_groups(*args, **kwargs)
+
+    monkeypatch.setattr(checks_module, "_freeze", freeze)
+    monkeypatch.setattr(head_module, "check_groups", check_groups)
     edited = catsplit.split(head, None, labels[9], [f"{labels[9]} left", f"{labels[9]} right"], method="coarse")
-    assert calls == {"check_history": 0, "check_groups": 0}
+    assert calls == {"records frozen": 1, "check_groups": 0}  # the new record, nothing else
     restored = catsplit.unsplit(edited, labels[9])
-    assert calls["check_history"] == 0  # the undone edit's groups are checked again: they must fit the smaller head
+    assert calls["records frozen"] == 1  # the undone edit's groups are checked again: they must fit the smaller head
     assert restored.equals(head) and restored.history == head.history and restored.groups == head.groups
-    assert edited.latest_record() == edited.history[-1] and edited.latest_record() is not edited.latest_record()
+    assert edited.latest_record() == edited.history[-1]
+    with pytest.raises(TypeError, match="read-only"):  # nobody can change a head's record through what it hands out
+        edited.latest_record()["coarse"] = "changed"
 
 
 def test_chain_speed_script_restores_the_head_and_prints_medians(capsys):
-    from catsplit.bench.chain_speed import main
+    from catsplit.bench.tools.chain_speed import main
 
     main(["--labels", "40", "--edits", "3", "--repeats", "1"])
     assert "40 labels, 3 edits, 1 repeats: splits" in capsys.readouterr().out
@@ -124,13 +132,13 @@ def test_the_new_edit_record_is_the_heads_own_and_checked():
 
     head = Head(weight=np.eye(4, 3, dtype=np.float32), labels=["a x", "a y", "b", "c"])
     plan = plan_split(head, None, "b", ["b 1", "b 2"], method="coarse")
-    plan.ctx.details["note"] = ["kept"]
-    edited = apply_split(head, plan.ctx, plan.rows, method=plan.method, mode=plan.mode)
-    plan.ctx.details["note"].append("changed afterwards")
-    assert edited.history[-1]["details"]["note"] == ["kept"]
-    plan.ctx.details["junk"] = np.float32(1)
+    plan.details["note"] = ["kept"]
+    edited = apply_split(head, plan)
+    plan.details["note"].append("changed afterwards")
+    assert edited.history[-1]["details"]["note"] == ("kept",)
+    plan.details["junk"] = np.float32(1)
     with pytest.raises(CatsplitError, match="new edit record.*cannot be written as JSON"):
-        apply_split(head, plan.ctx, plan.rows, method=plan.method, mode=plan.mode)
+        apply_split(head, plan)
 
 
 def test_evolve_with_new_tables_checks_the_kept_groups_and_undo_against_them():

@@ -86,7 +86,7 @@ def test_load_checkpoint_with_key_and_label_files(tmp_path):
     (tmp_path / "list.json").write_text(json.dumps(["a", "b", "c"]))
     heads = [load_head(ckpt, key="head.fc", labels=str(tmp_path / name)) for name in ("labels.json", "labels.txt", "list.json")]
     for h in heads:
-        assert h.labels == ["a", "b", "c"]
+        assert h.labels == ("a", "b", "c")
         assert torch.equal(h.weight, lin.weight.data) and torch.equal(h.bias, lin.bias.data)
     by_weight_name = load_head(ckpt, key="head.fc.weight", labels=["a", "b", "c"])
     assert by_weight_name.equals(heads[0])
@@ -154,7 +154,7 @@ def test_labels_argument_for_catsplit_files(tmp_path, encoder):
     save_file({"weight": torch.ones(2, 3)}, str(p), metadata={"catsplit.format": "1"})
     with pytest.raises(CatsplitError, match="pass labels="):
         load_head(p)
-    assert load_head(p, labels=["a", "b"]).labels == ["a", "b"]
+    assert load_head(p, labels=["a", "b"]).labels == ("a", "b")
     head, subs, _, _ = compositional_head()
     edited = catsplit.split(head, encoder, "Pushing something", subs, method="coarse", mode="hierarchical")
     q = tmp_path / "edited.safetensors"
@@ -206,7 +206,7 @@ def test_written_files_match_the_safetensors_library(tmp_path, encoder, dtype):
     """catsplit writes the container itself: same header (as JSON) and data as safetensors.torch.save_file."""
     from safetensors.torch import load_file
 
-    from catsplit.headfile import head_tensors
+    from catsplit.io.headfile import head_tensors
 
     head, subs, _, _ = compositional_head()
     head = Head(weight=head.weight.to(dtype), bias=head.bias.to(dtype), labels=head.labels, metadata={"origin": "ünï"})

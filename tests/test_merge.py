@@ -40,7 +40,7 @@ def test_merge_is_the_weighted_average():
     b = catsplit.split(head, enc, COARSE, subs, method="retrieval")
     m = catsplit.merge([a, b], logits=[0.0, np.log(3.0)])  # weights 1/4, 3/4
     np.testing.assert_allclose(m.weight[-5:].numpy(), 0.25 * a.weight[-5:].numpy() + 0.75 * b.weight[-5:].numpy(), atol=1e-6)
-    assert m.history[-1]["merge"]["weights"] == [0.25, 0.75]
+    assert m.history[-1]["merge"]["weights"] == (0.25, 0.75)
     m2 = catsplit.merge([a, b], logits=[0.0, np.log(3.0)], tau=1e9)  # huge temperature: uniform
     np.testing.assert_allclose(m2.weight[-5:].numpy(), 0.5 * (a.weight[-5:] + b.weight[-5:]).numpy(), atol=1e-5)
 
@@ -71,7 +71,7 @@ def test_similarity_gate_scales_unfamiliar_modifiers_down():
     assert lam[0] == pytest.approx(1.0, abs=1e-5) and lam[2] < 0.5
     for j, s in enumerate(subs):
         np.testing.assert_allclose(gated.row(s).numpy() - c, lam[j] * (plain.row(s).numpy() - c), atol=1e-5)
-    with pytest.raises(CatsplitError, match="retrieval' or 'alignment"):
+    with pytest.raises(CatsplitError, match="'alignment' or 'retrieval'"):
         catsplit.split(head, enc, COARSE, subs, method="coarse", gate=0.2)
     with pytest.raises(CatsplitError, match="positive"):
         catsplit.split(head, enc, COARSE, subs, method="retrieval", gate=-1)

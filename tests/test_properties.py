@@ -58,7 +58,7 @@ def test_flat_leaves_every_other_row_and_bias_bit_identical(hs, method):
     head, subs = hs
     new = _split(head, subs, method, "flat")
     others = [lab for lab in head.labels if lab != COARSE]
-    assert new.labels == others + subs  # label order kept, subs appended in order
+    assert list(new.labels) == others + subs  # label order kept, subs appended in order
     old_idx = [head.labels.index(lab) for lab in others]
     assert bits(new.weight[: len(others)]) == bits(head.weight[old_idx])
     if head.bias is not None:

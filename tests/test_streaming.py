@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import catsplit
 from catsplit import CatsplitError, Head, SplitConfig, load_head, split_file
-from catsplit.streaming import HeadSource, open_head_file
+from catsplit.io.streaming import HeadSource, open_head_file
 from conftest import MODIFIERS, HashEncoder, compositional_head
 from test_fuzz_headfile import mutated
 
@@ -159,7 +159,7 @@ def test_without_copy_file_range_the_copy_is_read_and_written(tmp_path, monkeypa
         def refuse(*args, **kwargs):
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         monkeypatch.setattr(os, "copy_file_range", refuse)
-    monkeypatch.setattr("catsplit.streaming.COPY_CHUNK", 1000)  # several chunks
+    monkeypatch.setattr("catsplit.io.streaming.COPY_CHUNK", 1000)  # several chunks
     got = split_file(src, tmp_path / "out.safetensors", HashEncoder(), "Pushing something", subs, method="retrieval")
     assert got.read_bytes() == want
 

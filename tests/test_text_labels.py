@@ -43,7 +43,7 @@ def test_multilingual_labels_round_trip_through_save_load_and_split(tmp_path, mu
     loaded = load_head(p)
     assert loaded.labels == head.labels and loaded.equals(head)
     with safe_open(str(p), framework="pt") as f:  # other safetensors readers see the same labels
-        assert json.loads(f.metadata()["catsplit.labels"]) == head.labels
+        assert json.loads(f.metadata()["catsplit.labels"]) == list(head.labels)
     subs = [f"{COARSE} 🙂 nach links", f"{COARSE} 把东西 向右", f"{COARSE} à gauche"]
     for method, mode in [("retrieval", "flat"), ("alignment", "hierarchical"), ("coarse", "flat")]:
         edited = catsplit.split(loaded, HashEncoder(), COARSE, subs, method=method, mode=mode, seed=1,
@@ -51,7 +51,7 @@ def test_multilingual_labels_round_trip_through_save_load_and_split(tmp_path, mu
         q = tmp_path / f"edited-{method}.safetensors"
         edited.save(q)
         again = load_head(q)
-        assert again.equals(edited) and again.labels[-3:] == subs
+        assert again.equals(edited) and list(again.labels[-3:]) == subs
         assert again.history[-1]["modifiers"][subs[0]] == "🙂 nach links"
         assert catsplit.unsplit(again, COARSE).equals(head)
 
@@ -156,7 +156,7 @@ def test_subs_the_encoder_cannot_tell_apart_are_named_in_a_warning(encoder, head
         assert repr(lr) in message and repr(rl) in message and f"method={method!r}" in message
         assert "method='retrieval'" in message
         assert caught[0].filename == __file__  # points at the caller's split(...)
-    assert edited.labels[-len(subs):] == subs  # a warning, not a refusal
+    assert list(edited.labels[-len(subs):]) == subs  # a warning, not a refusal
     with pytest.warns(UserWarning, match="barely tells these apart"):
         details = catsplit.split(head, encoder, COARSE, subs, method="alignment").history[-1]["details"]
     assert [tuple(pair[:2]) for pair in details["near_duplicates"]] == [(lr, rl)]  # recorded in the edit's history
