@@ -34,12 +34,12 @@ class Classifier:
     initializers: list = field(default_factory=list)  # names of the layer's own tensors
 
 
-def edit_onnx(
+def split_onnx(
     src: str | os.PathLike,
+    dst: str | os.PathLike,
     text_encoder: Any,
     coarse: str,
     subs: Sequence[str],
-    dst: str | os.PathLike,
     *,
     labels: Sequence[str] | str | os.PathLike | None = None,
     node: str | None = None,
@@ -50,10 +50,10 @@ def edit_onnx(
 
     Args:
         src: an .onnx file: exported by catsplit, or any model ending in a linear classifier.
+        dst: the .onnx file to write (atomically; an existing file only with overwrite=True).
         text_encoder: as for catsplit.split (None for method="coarse").
         coarse: the label to split.
         subs: the new labels.
-        dst: the .onnx file to write (atomically; an existing file only with overwrite=True).
         labels: the classifier's labels (a list or a labels file) when the model does not carry
             them in its metadata (`catsplit.labels` or `labels`, a JSON list).
         node: the name of the classifier node, when more than one candidate matches.
@@ -124,6 +124,14 @@ def edit_onnx(
     with atomic_path(dst, overwrite=overwrite, example="model.onnx") as tmp:
         tmp.write_bytes(data)
     return Path(dst)
+
+
+
+def edit_onnx(
+    src: str | os.PathLike, text_encoder: Any, coarse: str, subs: Sequence[str], dst: str | os.PathLike, **options: Any,
+) -> Path:
+    """`split_onnx` with its earlier argument order `(src, text_encoder, coarse, subs, dst)`, kept for existing callers."""
+    return split_onnx(src, dst, text_encoder, coarse, subs, **options)
 
 
 def load_model(path: str | os.PathLike) -> Any:

@@ -518,3 +518,14 @@ def test_half_precision_heads_export_in_float32(tmp_path, dtype):
     f = torch.randn(8, DIM)
     labels, probs = export.predict(export.session(path, "cpu"), f.numpy())
     np.testing.assert_allclose(probs, edited.probs(f).numpy(), atol=1e-5)
+
+
+def test_split_onnx_takes_src_dst_first_like_split_file_and_edit_onnx_stays_its_alias(tmp_path):
+    foreign_model(tmp_path / "src.onnx", "gemm", softmax=False)
+    subs = ["Holding something up", "Holding something down"]
+    a = export.split_onnx(tmp_path / "src.onnx", tmp_path / "a.onnx", None, "Holding something", subs, method="coarse")
+    b = export.edit_onnx(tmp_path / "src.onnx", None, "Holding something", subs, tmp_path / "b.onnx", method="coarse")
+    assert (a, b) == (tmp_path / "a.onnx", tmp_path / "b.onnx")
+    assert a.read_bytes() == b.read_bytes()
+    with pytest.raises(CatsplitError, match="exists"):  # the same options reach split_onnx through the alias
+        export.edit_onnx(tmp_path / "src.onnx", None, "Holding something", subs, tmp_path / "b.onnx", method="coarse")

@@ -104,15 +104,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_edit_onnx(args: argparse.Namespace) -> int:
     from catsplit.encoders import load_text_encoder
-    from catsplit.export import edit_onnx
+    from catsplit.export import split_onnx
 
     encoder = None if args.method == "coarse" else load_text_encoder(args.encoder)
-    out = edit_onnx(
-        args.model, encoder, args.coarse, read_subs(args), args.out, labels=args.labels, node=args.node,
+    subs = read_subs(args)
+    out = split_onnx(
+        args.model, args.out, encoder, args.coarse, subs, labels=args.labels, node=args.node,
         overwrite=args.overwrite, method=args.method, mode=args.mode, seed=args.seed,
         modifiers=read_json_option(args.modifiers, "modifiers"), groups=read_json_option(args.groups, "groups"),
     )
-    print(f"wrote {out}: {args.coarse!r} -> {read_subs(args)} ({args.method}, {args.mode})")
+    print(f"wrote {out}: {args.coarse!r} -> {subs} ({args.method}, {args.mode})")
     return 0
 
 
