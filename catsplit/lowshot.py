@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -118,7 +118,7 @@ def finetune(
     first = table.weight.shape[0] - k if rec["mode"] == "flat" else 0  # the sub rows of that table
     w0 = table.weight[first:].to(torch.float32)
     b0 = table.bias[first:].to(torch.float32) if table.bias is not None else None
-    frozen = _frozen_scores(head, x, rec, subs)  # what does not depend on the trainable rows
+    scores = SubRowScores(head, x)  # what does not depend on the trainable rows, computed once
     w = w0.clone().requires_grad_()
     b = b0.clone().requires_grad_() if b0 is not None else None
     params = [w] + ([b] if b is not None else [])
@@ -136,7 +136,7 @@ def finetune(
             if step == total:
                 break
             idx = order[start : start + config.batch_size]
-            logits = _scores(head, rec, frozen, idx, table_scores(x[idx], w, b, kind=head.kind, scale=head.scale))
+            logits = scores(idx, w, b)
             loss = torch.nn.functional.cross_entropy(logits, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -163,27 +163,32 @@ def finetune(
     return head.evolve(tables=tuple(tables), history=history[:-1] + (rec,))
 
 
-def _frozen_scores(head: Head, x: torch.Tensor, rec: Mapping[str, Any], subs: list[str]) -> dict[str, torch.Tensor]:
-    """Logits (flat) or log-probabilities (hierarchical) of everything but the trainable rows.
+class SubRowScores:
+    """The scores `finetune` trains on: everything but the latest split's sub rows is frozen, so its part
+    of the logits (flat) or log-probabilities (hierarchical) is computed once, for all clips `x` [N, D].
 
     The latest split's subs are always the last k output labels here: a flat split of a flat head
     appends them to its only table, and a hierarchical split's sub-head is the last table.
     """
-    with torch.no_grad():
-        if rec["mode"] == "flat" and head.is_hierarchical:
-            raise CatsplitError("finetune of a flat split inside a hierarchical head is not supported; fine-tune before adding hierarchical splits")
-        n_others = head.num_classes - len(subs)
-        frozen = {"others": head.scores(x)[:, :n_others]}  # [N, C - k]
-        if rec["mode"] == "hierarchical":
-            ti, r = head.locate(rec["coarse"])
-            if ti != 0:
-                raise CatsplitError("finetune of a nested hierarchical split is not supported")
-            frozen["gate"] = torch.log_softmax(head.table_logits(x).double(), dim=-1)[:, r].float()  # [N]
-        return frozen
 
+    def __init__(self, head: Head, x: torch.Tensor) -> None:
+        rec = head.latest_record()
+        self.head, self.x, self.hierarchical = head, x, rec["mode"] == "hierarchical"
+        with torch.no_grad():
+            if not self.hierarchical and head.is_hierarchical:
+                raise CatsplitError("finetune of a flat split inside a hierarchical head is not supported; fine-tune before adding hierarchical splits")
+            n_others = head.num_classes - len(rec["subs"])
+            self.others = head.scores(x)[:, :n_others]  # [N, C - k]
+            if self.hierarchical:
+                ti, r = head.locate(rec["coarse"])
+                if ti != 0:
+                    raise CatsplitError("finetune of a nested hierarchical split is not supported")
+                self.log_gate = torch.log_softmax(head.table_logits(x).double(), dim=-1)[:, r].float()  # [N]
 
-def _scores(head: Head, rec: Mapping[str, Any], frozen: dict, idx: torch.Tensor, sub_logits: torch.Tensor) -> torch.Tensor:
-    """Scores over the output labels, in order, for the batch `idx`: the frozen ones, then the subs'."""
-    if rec["mode"] == "hierarchical":
-        sub_logits = frozen["gate"][idx, None] + torch.log_softmax(sub_logits, dim=1)  # log p(c) + log q_j
-    return torch.cat([frozen["others"][idx], sub_logits], dim=1)
+    def __call__(self, idx: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        """Scores over the output labels, in order, for the clips `idx` with sub rows `w` [k, D] and biases `b` [k]
+        -> [B, C]: the frozen ones, then the subs'. Differentiable in `w` and `b`."""
+        sub_logits = table_scores(self.x[idx], w, b, kind=self.head.kind, scale=self.head.scale)  # [B, k]
+        if self.hierarchical:
+            sub_logits = self.log_gate[idx, None] + torch.log_softmax(sub_logits, dim=1)  # log p(c) + log q_j
+        return torch.cat([self.others[idx], sub_logits], dim=1)

@@ -11,12 +11,10 @@ Cost is linear in the number of labels: one dictionary pass by first word, one p
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from catsplit.checks import check_group_shapes, check_label_texts, check_text
-from catsplit.errors import CatsplitError
 
 
 @dataclass(frozen=True)

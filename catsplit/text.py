@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import string
 from typing import Any, Callable, Sequence
 
 import numpy as np

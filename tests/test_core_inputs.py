@@ -15,8 +15,7 @@ from safetensors.torch import save_file
 import catsplit
 from catsplit import CatsplitError, FinetuneConfig, Head, SplitConfig
 from catsplit.cli import main
-from catsplit.head import table_scores
-from catsplit.lowshot import _frozen_scores, _scores
+from catsplit.lowshot import SubRowScores
 from catsplit.text import NearDuplicateWarning
 from conftest import MODIFIERS, compositional_head
 
@@ -143,11 +142,9 @@ def test_text_head_finetune_trains_on_the_heads_own_scores(encoder, mode):
     new = catsplit.split(th, encoder, COARSE, subs, method="text", mode=mode)
     x = (5 * np.random.default_rng(0).standard_normal((30, th.dim))).astype(np.float32)  # norms far from 1
     xt = torch.from_numpy(x)
-    rec = new.history[-1]
     table = new.tables[-1] if mode == "hierarchical" else new.tables[0]
     w = table.weight[-2:].float()
-    frozen = _frozen_scores(new, xt, rec, subs)
-    z = _scores(new, rec, frozen, torch.arange(30), table_scores(xt, w, None, kind=new.kind, scale=new.scale))
+    z = SubRowScores(new, xt)(torch.arange(30), w, None)
     np.testing.assert_allclose(z.numpy(), new.logits(x), rtol=1e-4, atol=1e-4)
 
 
