@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from catsplit import CatsplitError
-from catsplit.bench import methods as table_methods
+from catsplit.bench import rows as table_methods
 from catsplit.bench.protocol import Target, run_protocol
 from catsplit.bench.report import curve_plot, merge_curves
 from conftest import MODIFIERS, HashEncoder, compositional_head

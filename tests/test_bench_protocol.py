@@ -7,7 +7,7 @@ import pytest
 
 import catsplit
 from catsplit import CatsplitError
-from catsplit.bench import methods as table_methods
+from catsplit.bench import rows as table_methods
 from catsplit.bench.layout import read_features, read_layout, write_layout
 from catsplit.bench.protocol import Target, run_protocol
 from catsplit.bench.report import markdown_table

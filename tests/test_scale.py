@@ -10,7 +10,7 @@ import torch
 
 import catsplit
 from catsplit import Head, load_head
-from catsplit.bench.scale import COARSE, SUBS, HashedWordsEncoder, make_labels
+from catsplit.bench.tools.scale import COARSE, SUBS, HashedWordsEncoder, make_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS, DIM = 20_000, 64
@@ -129,7 +129,7 @@ def test_structure_and_dictionary_of_a_large_label_set():
 
 def test_scale_benchmark_runs_at_a_tiny_size(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "catsplit.bench.scale", "--rows", "300", "--dim", "16", "--repeats", "1", "--warm", "16", "--dir", str(tmp_path)],
+        [sys.executable, "-m", "catsplit.bench.tools.scale", "--rows", "300", "--dim", "16", "--repeats", "1", "--warm", "16", "--dir", str(tmp_path)],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]

@@ -22,7 +22,7 @@ import numpy as np
 
 from catsplit.bench.protocol import Target
 from catsplit.errors import CatsplitError
-from catsplit.headfile import read_json
+from catsplit.io.readers import read_json
 from catsplit.head import Head
 
 

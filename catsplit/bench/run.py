@@ -1,7 +1,7 @@
 """`catsplit bench`: run the protocol and write the table, the JSON and the plot.
 
 Two sources: the paper's published layout with the user's features (`--annotations`), or the
-rendered world that anyone can rebuild on a CPU (the default; see catsplit/bench/world.py).
+rendered world that anyone can rebuild on a CPU (the default; see catsplit/bench/world/).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from catsplit.bench import methods as table_methods
+from catsplit.bench import rows as table_methods
 from catsplit.bench.protocol import run_protocol
 from catsplit.bench.report import curve_plot, markdown_table, plot, write_json
 from catsplit.errors import CatsplitError
@@ -51,7 +51,7 @@ def run_layout(annotations: str, features: str, head_path: str, *, partition: st
                progress: bool = True, overwrite: bool = True, key: str | None = None, merge_plot: str | None = None) -> dict:
     """The protocol on the paper's layout (see catsplit/bench/layout.py) with the user's features and head."""
     from catsplit.bench.layout import read_layout
-    from catsplit.headfile import load_head
+    from catsplit.io.loading import load_head
 
     t0 = time.time()
     labels = Path(annotations) / partition / "labels.json"

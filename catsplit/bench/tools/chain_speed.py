@@ -1,6 +1,6 @@
 """The cost of a chain of edits: k splits, then k unsplits, of a large head with groups and history.
 
-    python -m catsplit.bench.chain_speed [--labels 20000] [--edits 30] [--repeats 5]
+    python -m catsplit.bench.tools.chain_speed [--labels 20000] [--edits 30] [--repeats 5]
 
 Each edit makes a new immutable Head. Its history and groups must be passed on, not copied and
 validated again, or a chain of k edits costs k times the whole history and all the groups (what

@@ -1,6 +1,6 @@
 """Inference latency: onnxruntime against torch eager, edited against unedited model.
 
-    python -m catsplit.export.speed [--repeats 30] [--batches 1 32] [--device cpu|cuda] [--threads N]
+    python -m catsplit.bench.tools.export_speed [--repeats 30] [--batches 1 32] [--device cpu|cuda] [--threads N]
 
 The benchmark's backbone (catsplit.bench.models.Backbone with TrainConfig's width 16, D 256;
 random weights: latency does not depend on them) on clips of 16 x 32 x 32 x 3 uint8, with a

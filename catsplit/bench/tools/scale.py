@@ -1,7 +1,7 @@
 """Scale benchmark: split-and-save of a large head against a plain safetensors load-and-save.
 
-    python -m catsplit.bench.scale [--rows 100000] [--dim 1024] [--dtype float32]
-                                   [--method coarse|retrieval] [--repeats 3] [--dir DIR]
+    python -m catsplit.bench.tools.scale [--rows 100000] [--dim 1024] [--dtype float32]
+                                         [--method coarse|retrieval] [--repeats 3] [--dir DIR]
 
 One run writes a `rows x dim` head file (labels "action<a> variant <v>": groups of 10 labels
 sharing a base, plus the coarse label "action0" in the middle row), then alternates, `repeats`
@@ -139,16 +139,16 @@ def worker(task: str, src: Path, dst: Path, method: str) -> dict:
             os.fsync(fd)
             os.close(fd)
     elif task == "split_file":
-        import catsplit.headfile
-        from catsplit.streaming import open_head_file
+        import catsplit.io.streaming
+        from catsplit.io.streaming import open_head_file
 
-        real_write = catsplit.headfile.write_head_file
+        real_write = catsplit.io.streaming.write_head_file
 
         def timed_write(*args, **kwargs):  # the write begins: the split phase ends
             phases["split"] = time.perf_counter() - t0 - phases["load"]
             return real_write(*args, **kwargs)
 
-        catsplit.headfile.write_head_file = timed_write
+        catsplit.io.streaming.write_head_file = timed_write  # the name split_to calls
         with open_head_file(src) as source:
             phases["load"] = time.perf_counter() - t0
             source.split_to(dst, encoder, COARSE, SUBS, overwrite=True, method=method)
@@ -175,7 +175,7 @@ def measure(task: str, src: Path, dst: Path, method: str, warm_mib: int = 0) -> 
         np.ones(warm_mib * 2**20 // 8)  # touched, then freed at once
     os.sync()
     out = subprocess.run(
-        [sys.executable, "-m", "catsplit.bench.scale", "--worker", task, "--src", str(src), "--dst", str(dst),
+        [sys.executable, "-m", "catsplit.bench.tools.scale", "--worker", task, "--src", str(src), "--dst", str(dst),
          "--method", method],
         check=True, capture_output=True, text=True,
     )

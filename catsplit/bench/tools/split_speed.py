@@ -1,6 +1,6 @@
 """Split latency per method on a 1000 x 768 head, k = 8 subs, text encoding excluded.
 
-    python -m catsplit.bench.split_speed [--repeats 10] [--encoder DIR] [--threads N]
+    python -m catsplit.bench.tools.split_speed [--repeats 10] [--encoder DIR] [--threads N]
 
 The head's labels are SSv2-like ("<action> something <modifier>": 111 actions x 9 modifiers,
 one action collapsed into a coarse class, plus single labels up to 1000 rows), its rows

@@ -1,6 +1,6 @@
 """End to end on a trained benchmark model: split, export, verify, compare onnxruntime with torch.
 
-    python -m catsplit.export.check_bench MODEL.safetensors [--coarse LABEL] [--method alignment] [--clips 0]
+    python -m catsplit.bench.tools.export_check MODEL.safetensors [--coarse LABEL] [--method alignment] [--clips 0]
 
 MODEL is a base model that `catsplit bench` trained and cached (e.g.
 ~/.cache/catsplit/bench/<key>/A-linear.safetensors). Its head is split (the first coarse class
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model, _ = models.load_model(args.model)
     if not isinstance(model, models.LinearClassifier):
-        raise SystemExit("check_bench needs a linear base model (…-linear.safetensors)")
+        raise SystemExit("export_check needs a linear base model (…-linear.safetensors)")
     arrays = models.export_head(model)
     head = catsplit.Head(weight=arrays["weight"], bias=arrays["bias"], labels=arrays["labels"])
     config = world.WorldConfig() if args.clips == 0 else world.WorldConfig(n_test=args.clips)
