@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from catsplit.bench.progress import Progress
+from catsplit.progress import Progress
 from catsplit.errors import CatsplitError
 
 TextEncoder = Callable[[List[str]], np.ndarray]
@@ -525,7 +525,7 @@ def save_model(model: nn.Module, path: str, config: Optional[TrainConfig] = None
     }
     if isinstance(model, TextClassifier):
         meta["templates"] = json.dumps(list(getattr(model, "templates", TEMPLATES)))
-    from catsplit.atomic import atomic_path
+    from catsplit.io.atomic import atomic_path
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_path(path, overwrite=True, example="model.safetensors") as tmp:

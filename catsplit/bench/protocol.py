@@ -87,7 +87,7 @@ def run_method(head: Head, targets: Sequence[Target], method: Method, seeds: Seq
 def run_protocol(head: Head, targets: Sequence[Target], methods: Sequence[Method], seeds: Sequence[int],
                  progress: bool = True, desc: str = "evaluating") -> list[dict]:
     """Every method over every target and seed -> results entries, in the order of `methods`."""
-    from catsplit.bench.progress import Progress
+    from catsplit.progress import Progress
 
     import warnings
 

@@ -147,7 +147,7 @@ def cached_features(path: Path, make: Callable[[], dict]) -> dict:
     """The arrays of an .npz cache file; if it is missing, `make()` them and write it atomically."""
     import numpy as np
 
-    from catsplit.atomic import atomic_path
+    from catsplit.io.atomic import atomic_path
 
     if not path.exists():
         arrays = make()
