@@ -26,6 +26,7 @@ from catsplit.checks import (
     without_label,
 )
 from catsplit.config import SplitConfig
+from catsplit.encoders import default_text_encoder
 from catsplit.errors import CatsplitError
 from catsplit.gate import gated
 from catsplit.head import Head, Table
@@ -123,8 +124,6 @@ def plan_split(
         if any(coarse in members for members in groups.values()):
             raise CatsplitError(f"groups list the class being split, {coarse!r}, as a member; leave it out")
     if spec.needs_encoder and text_encoder is None:
-        from catsplit.encoders import default_text_encoder  # loads the MiniLM files: only when needed
-
         text_encoder = default_text_encoder()
 
     ctx = SplitContext(

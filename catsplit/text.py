@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from catsplit.checks import check_templates
-from catsplit.errors import CatsplitError
+from catsplit.errors import CatsplitError, warn_caller
 
 TextEncoder = Callable[[list[str]], Any]
 
@@ -94,8 +94,6 @@ def near_duplicates(texts: Sequence[str], emb: np.ndarray, labels: Sequence[str]
 
 def warn_near_duplicates(method: str, identical: Sequence[tuple], close: Sequence[tuple]) -> None:
     """One `NearDuplicateWarning` per kind of tie found by `near_duplicates`, at the user's line."""
-    from catsplit.errors import warn_caller
-
     def shown(pairs: Sequence[tuple], fmt: str) -> str:
         return "; ".join(fmt.format(*p) for p in pairs[:3]) + (" ..." if len(pairs) > 3 else "")
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from catsplit.errors import CatsplitError
 from catsplit.export.graph import head_graph, head_metadata, set_metadata
+from catsplit.io.atomic import atomic_path, check_destination
 from catsplit.optional import require_onnx, require_onnxruntime, require_onnxscript
 
 MAX_BYTES = 2**31 - 1  # protobuf's limit for one serialised model
@@ -56,9 +57,8 @@ def to_onnx(
     Returns:
         the path written.
     """
-    import torch
+    import torch  # heavy: `import catsplit.export` stays light
 
-    from catsplit.io.atomic import atomic_path, check_destination
     from catsplit.head import Head
 
     onnx = require_onnx()

@@ -17,6 +17,7 @@ import numpy as np
 
 from catsplit.errors import CatsplitError
 from catsplit.export.exporter import MAX_BYTES
+from catsplit.io.atomic import atomic_path, check_destination
 from catsplit.export.graph import PREFIX, head_from_model, head_graph, head_metadata, read_metadata, set_metadata
 from catsplit.io.keys import KEY_HEAD, KEY_OUTPUT, ONNX_LABEL_KEYS
 from catsplit.optional import require_onnx
@@ -62,8 +63,7 @@ def split_onnx(
     Returns:
         the path written. Its metadata holds the new labels and the edit history.
     """
-    from catsplit.io.atomic import atomic_path, check_destination
-    from catsplit.edit import split
+    from catsplit.edit import split  # imports torch: `import catsplit.export` stays light
 
     onnx = require_onnx("editing ONNX models")
     src = Path(src)
