@@ -42,13 +42,14 @@ def text_head(
         raise CatsplitError(f"scale must be a positive finite number, got {scale!r}")
     if templates is not None:
         templates = check_templates(templates) or None  # () means none, as before
-    rows = with_templates(encoder, [lower_first(lab) for lab in labels], templates)  # [C, E]
+    rows = text_rows(encoder, labels, templates)  # [C, E]
     return Head(weight=rows, labels=labels, kind="text", scale=float(scale), templates=templates)
 
 
-def text_rows(head: Head, encoder: TextEncoder, labels: Sequence[str]):
-    """Rows a text head gives new labels: their embeddings under the head's templates -> [k, E]."""
-    return with_templates(encoder, [lower_first(lab) for lab in labels], head.templates)
+def text_rows(encoder: TextEncoder, labels: Sequence[str], templates: Sequence[str] | None) -> np.ndarray:
+    """The rows of `labels` in a text head: their L2-normalised embeddings, averaged over `templates`
+    (None or empty: the bare labels), the first letter lower-cased to read well inside a template -> [N, E]."""
+    return with_templates(encoder, [lower_first(lab) for lab in labels], templates or None)
 
 
 def lower_first(label: str) -> str:

@@ -266,7 +266,7 @@ def test_tiny_training_linear_and_text4vis(tiny, tmp_path):
     assert tf.shape == (10, 24)
     assert np.allclose(np.linalg.norm(tf, axis=1), 1.0, atol=1e-4)
     assert np.allclose(tf @ th["weight"].T, M.predict_logits(tmodel, clips), atol=1e-3)
-    rows = M.text_rows(_stand_in_encoder, tlabels)
+    rows = M.text_rows(_stand_in_encoder, tlabels, M.TEMPLATES)
     assert np.allclose(th["weight"] / th["scale"], rows, atol=1e-5)
     tpath = M.save_model(tmodel, str(tmp_path / "t.safetensors"), cfg, trep)
     tagain, _ = M.load_model(tpath)

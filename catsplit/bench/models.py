@@ -28,12 +28,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from catsplit.progress import Progress
 from catsplit.errors import CatsplitError
+from catsplit.progress import Progress
+from catsplit.texthead import text_rows
 
 TextEncoder = Callable[[List[str]], np.ndarray]
 
-#: prompt templates for the Text4Vis head ({} is the label with a lower-case first letter)
+#: prompt templates of the benchmark's Text4Vis head ({} is the label with a lower-case first letter). Part of
+#: the benchmark's recipe (its cache key and published figures), so it stays as it was chosen, apart from
+#: catsplit.texthead.DEFAULT_TEMPLATES, the library's default for text_head.
 TEMPLATES: Tuple[str, ...] = ("a video of a person {}.", "a person is {}.", "{}.")
 
 MODEL_FORMAT = "catsplit.bench.model/1"
@@ -207,22 +210,6 @@ class TextClassifier(nn.Module):
         return self.scale * F.normalize(f, dim=1) @ self.text.t()
 
 
-def text_rows(encoder: TextEncoder, labels: Sequence[str],
-              templates: Sequence[str] = TEMPLATES) -> np.ndarray:
-    """L2-normalised text embeddings of labels, averaged over prompt templates (as `catsplit.text_head`).
-
-    Args:
-        encoder: callable list[str] -> [N, E].
-        labels: label texts (the first letter is lower-cased to read well inside a template).
-        templates: format strings with one ``{}``.
-
-    Returns:
-        float32 [len(labels), E], unit rows.
-    """
-    from catsplit.text import with_templates
-    from catsplit.texthead import lower_first
-
-    return with_templates(encoder, [lower_first(lab) for lab in labels], templates or None).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------

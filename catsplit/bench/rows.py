@@ -6,6 +6,7 @@ import math
 
 from catsplit.bench.protocol import Method, finetuned, random_rows, zero_shot
 from catsplit.errors import CatsplitError
+from catsplit.methods.registry import METHODS
 
 # (name, mode) in table order; "oracle" = new rows trained on all training clips of the subs
 ZERO_SHOT = [("coarse", "flat"), ("text", "flat"), ("retrieval", "flat"), ("alignment", "flat"), ("alignment", "hierarchical")]
@@ -18,13 +19,14 @@ LOWSHOT = [(n, "flat") for n in (
     "finetune-full", "merge-alignment-seeds", *(f"merge-zs-1shot-{w}" for w in MERGE_WEIGHTS), "alignment-gate",
 )]
 ALIASES = {"default": DEFAULT, "lowshot": LOWSHOT}
+FINETUNE_STARTS = ("random", "coarse", "alignment")  # what finetune-<k>shot-<start> starts from (the paper's)
 
 
 def build(name: str, mode: str, encoder) -> Method:
-    """A Method from its table name: coarse, text, retrieval, alignment, oracle,
-    finetune-<k>shot-<random|coarse|alignment>, finetune-full, alignment-gate, merge-alignment-seeds,
-    merge-zs-1shot-<w> (w in [0, 1])."""
-    if name in ("coarse", "text", "retrieval", "alignment"):
+    """A Method from its table name: a zero-shot method of the registry (coarse, text, retrieval,
+    alignment), oracle, finetune-<k>shot-<random|coarse|alignment>, finetune-full, alignment-gate,
+    merge-alignment-seeds, merge-zs-1shot-<w> (w in [0, 1])."""
+    if name in METHODS:
         return zero_shot(name, mode, encoder)
     if name == "oracle" or name == "finetune-full":  # all training clips of c, from the coarse row
         m = finetuned(name, zero_shot("coarse", mode, encoder), shots=None)
@@ -62,8 +64,8 @@ def build(name: str, mode: str, encoder) -> Method:
         return Method(name=name, mode=mode, edit=mixed)
     if name.startswith("finetune-") and "shot-" in name:
         shots_part, init = name[len("finetune-"):].split("shot-", 1)
-        if not shots_part.isdigit() or init not in ("random", "coarse", "alignment"):
-            raise CatsplitError(f"bad method {name!r}; use finetune-<k>shot-<random|coarse|alignment>")
+        if not shots_part.isdigit() or init not in FINETUNE_STARTS:
+            raise CatsplitError(f"bad method {name!r}; use finetune-<k>shot-<{'|'.join(FINETUNE_STARTS)}>")
         if int(shots_part) < 1:
             raise CatsplitError(f"bad method {name!r}: at least 1 shot")
         if init == "random" and mode != "flat":
@@ -71,8 +73,9 @@ def build(name: str, mode: str, encoder) -> Method:
         start = random_rows() if init == "random" else zero_shot(init, mode, encoder)
         return finetuned(name, start, shots=int(shots_part))
     raise CatsplitError(
-        f"unknown benchmark method {name!r}; choose coarse, text, retrieval, alignment, oracle, "
-        "finetune-<k>shot-<random|coarse|alignment>, finetune-full, alignment-gate, merge-alignment-seeds, merge-zs-1shot-<w>"
+        f"unknown benchmark method {name!r}; choose {', '.join(METHODS)}, oracle, "
+        f"finetune-<k>shot-<{'|'.join(FINETUNE_STARTS)}>, finetune-full, alignment-gate, merge-alignment-seeds, "
+        "merge-zs-1shot-<w>"
     )
 
 

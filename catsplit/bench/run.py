@@ -17,6 +17,7 @@ from catsplit.bench import rows as table_methods
 from catsplit.bench.protocol import run_protocol
 from catsplit.bench.report import curve_plot, markdown_table, plot, write_json
 from catsplit.errors import CatsplitError
+from catsplit.io.atomic import atomic_path, check_destination
 
 
 def versions() -> dict:
@@ -86,9 +87,10 @@ def check_merge_plot(merge_plot: str | None, specs) -> None:
 
 
 def check_outputs(out: str | None, plot_path: str | None, overwrite: bool, merge_plot: str | None = None) -> None:
-    for p in (out, plot_path, merge_plot):
-        if p and Path(p).exists() and not overwrite:
-            raise CatsplitError(f"{p} exists; pass --overwrite or choose another name")
+    """Before the run, not after it: each output is a file name in an existing folder, new unless `overwrite`."""
+    for p, example in ((out, "bench-results.json"), (plot_path, "bench.png"), (merge_plot, "merge.png")):
+        if p:
+            check_destination(p, overwrite=overwrite, example=example)
 
 
 def default_cache() -> Path:
@@ -146,8 +148,6 @@ def base_head(model, kind: str):
 def cached_features(path: Path, make: Callable[[], dict]) -> dict:
     """The arrays of an .npz cache file; if it is missing, `make()` them and write it atomically."""
     import numpy as np
-
-    from catsplit.io.atomic import atomic_path
 
     if not path.exists():
         arrays = make()

@@ -44,7 +44,7 @@ def ridge_grid(config: Any) -> tuple[float, ...]:
 def ridge_rows(ctx: SplitContext) -> MethodResult:
     """-> [k, D]: R phi(s_j) + intercept; on a text head, the sub labels' own embeddings."""
     if ctx.head.kind == "text":
-        rows = text_rows(ctx.head, ctx.encoder, ctx.subs)  # unit rows already (encode / with_templates normalise)
+        rows = text_rows(ctx.encoder, ctx.subs, ctx.head.templates)  # unit rows already (encode / with_templates normalise)
         ties, details = find_ties(ctx.subs, rows, ctx.subs)
         return MethodResult(rows, details, ties)
     labels = ctx.labels
