@@ -31,7 +31,7 @@ _EXPORTS = {
     "load_text_encoder": "catsplit.encoders",
     "text_head": "catsplit.texthead",
     "finetune": "catsplit.lowshot",
-    "FinetuneConfig": "catsplit.lowshot",
+    "FinetuneConfig": "catsplit.config",
     "merge": "catsplit.merging",
 }
 
@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from catsplit.methods.retrieval import RetrievalConfig
     from catsplit.methods.text import TextConfig
     from catsplit.edit import split, unsplit
-    from catsplit.lowshot import FinetuneConfig, finetune
+    from catsplit.config import FinetuneConfig
+    from catsplit.lowshot import finetune
     from catsplit.merging import merge
     from catsplit.texthead import text_head
     from catsplit.encoders import default_text_encoder, load_text_encoder

@@ -12,12 +12,14 @@ import math
 import re
 import string
 from numbers import Integral, Real
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from catsplit.errors import CatsplitError
+
+if TYPE_CHECKING:
+    import torch  # imported where a tensor is checked: the command line builds its parser without torch
 
 
 # --- text and labels ---------------------------------------------------------------------------
@@ -203,6 +205,16 @@ def check_groups(groups: Mapping[str, Sequence[str]], known: set[str] | frozense
     return Groups({name: tuple(members) for name, members in groups.items()})
 
 
+MODES = ("flat", "hierarchical")  # how a split puts its sub rows in the head (spec/edit-semantics.md)
+
+
+def check_mode(mode: object) -> str:
+    """A split mode: 'flat' or 'hierarchical'."""
+    if mode not in MODES:
+        raise CatsplitError(f"unknown mode {mode!r}; choose 'flat' or 'hierarchical'")
+    return mode  # type: ignore[return-value]
+
+
 def without_label(groups: Groups, label: str) -> Groups:
     """`groups` with `label` dropped from every group (and groups left empty dropped): still Groups, since
     every remaining member is still a label of the head the groups were checked against."""
@@ -290,11 +302,10 @@ def check_seed(seed: object, what: str = "seed") -> int:
 # --- tensors -----------------------------------------------------------------------------------
 
 
-FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
 def as_tensor(x: Any, name: str) -> torch.Tensor:
     """numpy array / torch tensor / nested list -> CPU tensor, keeping float dtypes as they are."""
+    import torch
+
     if isinstance(x, torch.Tensor):
         t = x.detach().cpu()
     else:
@@ -307,7 +318,7 @@ def as_tensor(x: Any, name: str) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(arr))
     if not t.is_floating_point():
         t = t.to(torch.float32)
-    if t.dtype not in FLOAT_DTYPES:
+    if t.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise CatsplitError(f"{name} has dtype {t.dtype}; use float32, float16, bfloat16 or float64")
     return t.contiguous()
 
@@ -321,6 +332,8 @@ def check_finite(t: torch.Tensor, name: str, labels: Sequence[str] | None = None
     Scans blocks of rows, so a 100,000 x 1,024 head needs no full-size temporary (torch.isfinite
     on the whole tensor would allocate several).
     """
+    import torch
+
     t = t.detach()
     if t.numel() == 0:
         return
@@ -406,6 +419,8 @@ def check_metadata(metadata: Any, what: str = "metadata") -> FrozenDict:
 
 def check_undo(undo: Any, dim: int, dtype: torch.dtype) -> FrozenDict:
     """Undo tensors hold a removed row: named `undo.*`, the head's dtype, finite, `[1, D]` (`*.weight`) or `[1]` (`*.bias`)."""
+    import torch
+
     if not isinstance(undo, Mapping):
         raise CatsplitError(f"undo must be a mapping name -> tensor, got {type(undo).__name__}")
     for name, t in undo.items():

@@ -1,4 +1,5 @@
-"""SplitConfig: the settings of every zero-shot method in one object, with the paper's defaults.
+"""Settings with the paper's defaults: SplitConfig (every zero-shot method's, in one object) and
+FinetuneConfig (low-shot fine-tuning). Light to import: the command line reads its defaults here.
 
 Each method has its own config (`RetrievalConfig`, `AlignmentConfig`, `TextConfig`, registered
 with the method); `split(config=...)` takes either that or a SplitConfig, from which the chosen
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from catsplit.checks import check_number_fields
 from catsplit.methods.alignment import AlignmentConfig, check_alignment_fields
 from catsplit.methods.registry import get_method
 from catsplit.methods.retrieval import RetrievalConfig, check_retrieval_fields
@@ -48,3 +50,22 @@ class SplitConfig:
         if config_type is None:
             return None
         return config_type(**{f.name: getattr(self, f.name) for f in fields(config_type)})
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    lr: float = 1e-3  # AdamW
+    weight_decay: float = 1e-3
+    batch_size: int = 16
+    max_epochs: int = 200  # cap; early stopping usually ends sooner
+    max_steps: int = 5000  # cap on optimiser steps
+    ema: float = 0.95  # early stopping watches an EMA of the training loss (over steps, checked per epoch)
+    patience: int = 5  # epochs without a drop of at least min_delta
+    min_delta: float = 1e-3
+
+    def __post_init__(self) -> None:
+        check_number_fields(
+            self, counts=("batch_size", "max_epochs", "max_steps", "patience"), non_negative=("weight_decay", "min_delta"),
+            positive=("lr",), unit_interval=("ema",),
+        )
+

@@ -19,6 +19,7 @@ from catsplit.checks import (
     check_finite,
     check_groups,
     check_history,
+    check_mode,
     check_seed,
     check_text,
     label_key,
@@ -36,7 +37,6 @@ from catsplit.methods.registry import gate_methods, get_method
 from catsplit.structure import sub_modifiers
 from catsplit.text import TextEncoder, warn_near_duplicates
 
-MODES = ("flat", "hierarchical")
 
 
 def split(
@@ -112,8 +112,7 @@ def plan_split(
     if not isinstance(head, Head):
         raise CatsplitError(f"split needs a catsplit.Head, got {type(head).__name__}; use catsplit.load_head(...)")
     spec = get_method(method)
-    if mode not in MODES:
-        raise CatsplitError(f"unknown mode {mode!r}; choose 'flat' or 'hierarchical'")
+    mode = check_mode(mode)
     seed = check_seed(seed)
     subs = check_subs(head, coarse, subs)
     method_config = method_settings(spec.name, spec.config, config)

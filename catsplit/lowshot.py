@@ -7,36 +7,18 @@ Cross-entropy over the full new label space; AdamW, early stopping on an EMA of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from numbers import Integral
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from catsplit.checks import as_tensor, check_finite, check_number_fields, check_seed
+from catsplit.checks import as_tensor, check_finite, check_seed
+from catsplit.config import FinetuneConfig
 from catsplit.errors import CatsplitError
 from catsplit.head import Head, Table, label_names, table_scores
 from catsplit.progress import Progress
 from catsplit.training import EmaEarlyStop, step_budget
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    lr: float = 1e-3  # AdamW
-    weight_decay: float = 1e-3
-    batch_size: int = 16
-    max_epochs: int = 200  # cap; early stopping usually ends sooner
-    max_steps: int = 5000  # cap on optimiser steps
-    ema: float = 0.95  # early stopping watches an EMA of the training loss (over steps, checked per epoch)
-    patience: int = 5  # epochs without a drop of at least min_delta
-    min_delta: float = 1e-3
-
-    def __post_init__(self) -> None:
-        check_number_fields(
-            self, counts=("batch_size", "max_epochs", "max_steps", "patience"), non_negative=("weight_decay", "min_delta"),
-            positive=("lr",), unit_interval=("ema",),
-        )
 
 
 def sample_shots(labels: Sequence[str], subs: Sequence[str], shots: int, seed: int) -> np.ndarray:

@@ -136,3 +136,16 @@ class CachedEncoder:
             for t, e in zip(missing, encode(self.encoder, missing)):
                 self.cache[t] = e
         return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+
+
+def text_rows(encoder: TextEncoder, labels: Sequence[str], templates: Sequence[str] | None) -> np.ndarray:
+    """The rows of `labels` in a text head: their L2-normalised embeddings, averaged over `templates`
+    (None or empty: the bare labels), the first letter lower-cased to read well inside a template -> [N, E]."""
+    return with_templates(encoder, [lower_first(lab) for lab in labels], templates or None)
+
+
+
+def lower_first(label: str) -> str:
+    """'Pushing something' -> 'pushing something', to read well inside a template."""
+    return label[:1].lower() + label[1:]
+

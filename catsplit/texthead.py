@@ -11,10 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
-from catsplit.errors import CatsplitError
 from catsplit.checks import check_labels, check_templates
+from catsplit.errors import CatsplitError
 from catsplit.head import Head
-from catsplit.text import TextEncoder, with_templates
+from catsplit.text import TextEncoder, text_rows
 
 DEFAULT_TEMPLATES = ("a video of a person {}.", "a person {}.", "{}.")
 DEFAULT_SCALE = 1 / 0.07  # CLIP's initial logit scale
@@ -44,14 +44,3 @@ def text_head(
         templates = check_templates(templates) or None  # () means none, as before
     rows = text_rows(encoder, labels, templates)  # [C, E]
     return Head(weight=rows, labels=labels, kind="text", scale=float(scale), templates=templates)
-
-
-def text_rows(encoder: TextEncoder, labels: Sequence[str], templates: Sequence[str] | None) -> np.ndarray:
-    """The rows of `labels` in a text head: their L2-normalised embeddings, averaged over `templates`
-    (None or empty: the bare labels), the first letter lower-cased to read well inside a template -> [N, E]."""
-    return with_templates(encoder, [lower_first(lab) for lab in labels], templates or None)
-
-
-def lower_first(label: str) -> str:
-    """'Pushing something' -> 'pushing something', to read well inside a template."""
-    return label[:1].lower() + label[1:]

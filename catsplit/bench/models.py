@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from catsplit.errors import CatsplitError
 from catsplit.progress import Progress
-from catsplit.texthead import text_rows
+from catsplit.text import text_rows
 
 TextEncoder = Callable[[List[str]], np.ndarray]
 

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from catsplit.edit import MODES
+from catsplit.checks import MODES
 from catsplit.errors import CatsplitError
 from catsplit.methods.registry import METHODS
 

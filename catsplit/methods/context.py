@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
-from catsplit.head import Head
 from catsplit.methods.dictionary import ModifierDictionary
 from catsplit.structure import Structure, infer_structure
 from catsplit.text import TextEncoder
+
+if TYPE_CHECKING:  # at run time a context exists only once a Head (and so torch) is loaded
+    import torch
+
+    from catsplit.head import Head
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +51,8 @@ class SplitContext:
         A float32 flat head is used as it is (zero-copy); otherwise rows are gathered and converted
         to float32 only when asked for, so a float16 or hierarchical head is never copied whole.
         """
+        import torch
+
         tables = self.head.tables
         if len(tables) == 1 and tables[0].weight.dtype == torch.float32:
             return tables[0].weight.numpy()
@@ -79,6 +84,8 @@ class RowGather:
         self.shape = (int(self._starts[-1]), int(weights[0].shape[1]))
 
     def __getitem__(self, rows: list[int]) -> np.ndarray:
+        import torch
+
         idx = np.asarray(rows, dtype=np.int64).reshape(-1)
         out = np.empty((len(idx), self.shape[1]), np.float32)  # [n, D]
         table = np.searchsorted(self._starts, idx, side="right") - 1  # table of each row

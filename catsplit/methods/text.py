@@ -15,8 +15,7 @@ from catsplit.checks import bad_field, is_finite_number
 from catsplit.errors import CatsplitError
 from catsplit.methods.base import Method, MethodResult, find_ties
 from catsplit.methods.context import SplitContext
-from catsplit.text import encode
-from catsplit.texthead import text_rows
+from catsplit.text import encode, text_rows
 
 LOO_MAX_ROWS = 4096  # lambda is chosen on at most this many labels (seeded subset): LOO needs [C, D] temporaries
 
