@@ -1,4 +1,17 @@
-"""The paper's protocol for one split target: generality, locality, agreement."""
+"""The paper's protocol for one split target: generality, locality, agreement.
+
+The paper: Liu & Doughty, "Let's Split Up: Zero-Shot Classifier Edits for Fine-Grained Video
+Understanding", ICLR 2026 (arXiv 2602.16545). A head H is edited into H' by splitting the coarse
+label c into subs; held-out clips of c carry their true sub, every other clip its own label.
+
+    generality = correct predictions of H' / all clips of c (truth: each clip's sub)
+    locality   = accuracy of H' / accuracy of H, on the clips of every other class (may exceed 1)
+    agreement  = fraction of those other clips whose top-1 under H' equals H's, a sub counting as c
+
+Predictions are top-1 over each head's full label space. The values are fractions; the benchmark
+(catsplit/bench/protocol.py) pools them over targets and reports percent. spec/edit-semantics.md §9
+and spec/benchmark-protocol.md §2 are the normative text.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +45,7 @@ class Scores:
 
 
 def evaluate(original: Head, edited: Head, features: Any, labels: Sequence[Any], coarse: str) -> Scores:
-    """Generality, locality and agreement of the split of `coarse` (shared/design.md's protocol).
+    """Generality, locality and agreement of the split of `coarse` (the paper's protocol; see the module docstring).
 
     Args:
         original: the head before the split.
