@@ -76,6 +76,16 @@ def golden_hashes() -> dict[str, str]:
                     dst = folder / f"split_file-{method}-{mode}-{dtype}.safetensors"
                     catsplit.split_file(src, dst, enc, COARSE, subs, method=method, mode=mode, seed=1, config=config)
                     out[dst.stem] = _sha(dst)
+        # groups given by the user, the split class among the members (flat: recorded in groups_before)
+        head, subs = _head("float32")
+        members = [lab for lab in head.labels if lab.startswith("Pulling")]
+        grouped = catsplit.Head(weight=head.weight, bias=head.bias, labels=list(head.labels),
+                                groups={"Pulling something": members, "Moving": [COARSE, members[0]]})
+        save("groups-base", grouped)
+        for mode in MODES:
+            edited = catsplit.split(grouped, enc, COARSE, subs, method="retrieval", mode=mode)
+            save(f"groups-split-{mode}", edited)
+            save(f"groups-unsplit-{mode}", catsplit.unsplit(edited, COARSE))
         # a text head (Text4Vis) split with its own templates
         th = catsplit.text_head([f"{v} something {m}" for v in ("Lifting", "Dropping") for m in ("up", "down")] + [COARSE],
                                 enc)

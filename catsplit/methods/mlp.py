@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
 
 from catsplit.training import EmaEarlyStop, step_budget
-
-if TYPE_CHECKING:
-    from catsplit.methods.alignment import AlignmentConfig
 
 
 class ModifierMLP(torch.nn.Module):
@@ -32,10 +29,13 @@ class ModifierMLP(torch.nn.Module):
 
 
 
-def fit_mlp(x: np.ndarray, y: np.ndarray, config: AlignmentConfig, seed: int) -> tuple[ModifierMLP, dict]:
+def fit_mlp(x: np.ndarray, y: np.ndarray, config: Any, seed: int) -> tuple[ModifierMLP, dict]:
     """Fit g on (x [n, E], y [n, D]) with AdamW + cosine schedule, early stopping on an EMA of the
     training cosine similarity (best weights restored). Deterministic for a given seed.
 
+    Args:
+        config: an AlignmentConfig (hidden, lr, weight_decay, batch_size, max_epochs, max_steps, ema,
+            patience, min_delta); not imported here, so that alignment imports this module and not back.
     Returns:
         the fitted MLP (eval mode) and a summary of the run (epochs, best epoch, EMA, pairs).
     """
