@@ -1,4 +1,8 @@
-"""Shared fixtures: a deterministic bag-of-words text encoder and compositional heads."""
+"""Shared fixtures: a deterministic bag-of-words text encoder, compositional heads, and a benchmark layout on disk.
+
+Test files import the helpers with `from conftest import ...` (pytest puts tests/ on sys.path for this file);
+the folders below tests/ have no conftest.py of their own, since two would clash as one module "conftest".
+"""
 
 from __future__ import annotations
 
@@ -65,6 +69,13 @@ def head_and_subs():
     return head, subs
 
 
+@pytest.fixture
+def head16_and_subs():
+    """The compositional head at dim 16 and the subs of its coarse class."""
+    head, subs, _, _ = compositional_head(dim=16)
+    return head, subs
+
+
 @pytest.fixture(scope="module")
 def retrieval_edits():
     """A dim-32 compositional head and its retrieval split of "Pushing something": (head, flat, hierarchical, subs)."""
@@ -73,3 +84,50 @@ def retrieval_edits():
     flat = catsplit.split(head, enc, "Pushing something", subs, method="retrieval")
     hier = catsplit.split(head, enc, "Pushing something", subs, method="retrieval", mode="hierarchical")
     return head, flat, hier, subs
+
+
+def class_clips(v, m, label, n, rng, dim):
+    """`n` features of `label` for a compositional head's verb and modifier vectors: class centre + noise."""
+    verb = label.split()[0]
+    mod = label[len(verb) + len(" something "):]
+    centre = v[verb] + (m[mod] if mod else np.mean(list(m.values()), axis=0))
+    return (centre + 0.3 * rng.standard_normal((n, dim))).astype(np.float32)
+
+
+@pytest.fixture
+def layout(tmp_path):
+    """A benchmark layout of the paper's form (catsplit.bench.layout) for a dim-32 compositional head, on disk.
+
+    Partition A collapses 'Pushing something'; features: class centre + noise. Returns (folder, head, subs).
+    """
+    from catsplit.bench.layout import write_layout
+
+    coarse = "Pushing something"
+    dim = 32
+    head, subs, v, m = compositional_head(dim=dim, seed=5)
+    rng = np.random.default_rng(0)
+    fine = {f"{verb} something": [f"{verb} something {mod}" for mod in MODIFIERS] for verb in VERBS}
+    base = head.labels
+    feats, sets = {}, {}
+    n_base = len(base)
+    for kind, n in (("ft_set", 6), ("equivalent_set", 8)):
+        rows = []
+        for j, s in enumerate(subs):
+            for i in range(n):
+                path = f"videos/{kind}/{j}_{i}.mp4"
+                feats[path] = class_clips(v, m, s, 1, rng, dim)[0]
+                rows.append((path, n_base + j))
+        sets[("A", coarse, kind)] = rows
+    rows = []
+    for li, lab in enumerate(base):
+        if lab == coarse:
+            continue
+        for i in range(4):
+            path = f"videos/other/{li}_{i}.mp4"
+            feats[path] = class_clips(v, m, lab, 1, rng, dim)[0]
+            rows.append((path, li))
+    sets[("A", coarse, "unrelated_set")] = rows
+    write_layout(tmp_path / "ann", fine, {"A": [coarse], "B": []}, {"A": base}, sets)
+    np.savez(tmp_path / "feats.npz", paths=np.array(list(feats)), features=np.stack(list(feats.values())))
+    head.save(tmp_path / "head.safetensors")
+    return tmp_path, head, subs

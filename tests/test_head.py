@@ -1,9 +1,13 @@
+"""catsplit.head: Head and Table — rows, labels, logits and probabilities, evolve, the hierarchy of hierarchical splits."""
+
 import numpy as np
 import pytest
 import torch
 
 import catsplit
 from catsplit import CatsplitError, Head
+
+COARSE = "Pushing something"
 
 
 def test_head_from_numpy_and_torch_agree():
@@ -23,10 +27,6 @@ def test_head_keeps_dtype(dtype):
     h = Head(weight=torch.ones(2, 3, dtype=dtype), labels=["a", "b"])
     assert h.dtype == dtype and h.bias is None
     assert h.logits(np.ones((1, 3), np.float32)).dtype == np.float32
-
-
-def test_catsplit_error_is_value_error():
-    assert issubclass(CatsplitError, ValueError)
 
 
 @pytest.mark.parametrize(
@@ -62,27 +62,58 @@ def test_groups_must_name_existing_labels():
         Head(weight=np.ones((2, 2)), labels=["a", "b"], groups={"g": ["a", "zzz"]})
 
 
-def test_import_is_light():
-    import subprocess
-    import sys
+def test_the_labels_one_got_cannot_change_the_head(head16_and_subs):
+    head, _ = head16_and_subs
+    x = np.random.default_rng(0).standard_normal((20, 16)).astype(np.float32)
+    before = head.predict(x)
+    with pytest.raises(AttributeError):
+        head.labels.remove(COARSE)  # a tuple: copy it (list(head.labels)) to change it
+    others = list(head.labels)  # "the labels without the class I split"
+    others.remove(COARSE)
+    others.append("junk")
+    assert COARSE in head.labels and "junk" not in head.labels
+    assert head.num_classes == head.weight.shape[0] == len(head.labels)
+    assert list(head.predict(x)) == list(before)
+    # a tuple for users: equality, slicing, index, concatenation
+    assert isinstance(head.labels, tuple) and head.labels == head.tables[0].labels
+    assert head.labels[:2] + ("z",) == (*head.tables[0].labels[:2], "z")
+    assert head.labels.index(COARSE) == head.tables[0].labels.index(COARSE)
 
-    code = "import sys, catsplit; print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'matplotlib', 'tokenizers') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
-    assert catsplit.__version__
-    assert "split" in dir(catsplit)
+
+def test_evolve_and_replace_still_work(head16_and_subs):
+    import dataclasses
+
+    head, _ = head16_and_subs
+    h = dataclasses.replace(head, metadata={"a": "b"})
+    assert h.metadata == {"a": "b"} and h.labels == head.labels
+    assert head.evolve(metadata={"a": "b"}).equals(h)
 
 
-def test_exported_names_are_not_shadowed_by_submodules():
-    """A submodule named like an exported function would replace it on first import."""
-    import importlib
-    import pkgutil
+def test_evolve_with_new_tables_checks_the_kept_groups_and_undo_against_them():
+    head = Head(weight=np.eye(4, 3, dtype=np.float32), labels=["a x", "a y", "b", "c"], groups={"a": ["a x", "a y"]})
+    fewer = catsplit.head.Table(weight=head.weight[1:], bias=None, labels=tuple(head.labels[1:]))
+    with pytest.raises(CatsplitError, match="a x"):  # the group names a label the new tables lack
+        head.evolve(tables=(fewer,))
+    edited = catsplit.split(head, None, "b", ["b 1", "b 2"], method="coarse")
+    narrower = catsplit.head.Table(weight=edited.weight[:, :2], bias=None, labels=tuple(edited.labels))
+    with pytest.raises(CatsplitError, match="undo"):  # the removed row no longer fits the table's width
+        edited.evolve(tables=(narrower,), groups=None)
 
-    for mod in pkgutil.iter_modules(catsplit.__path__):
-        if mod.name != "__main__":  # importing it runs the CLI
-            importlib.import_module(f"catsplit.{mod.name}")
-    for name in catsplit.__all__:
-        assert not isinstance(getattr(catsplit, name), type(catsplit)), name
+
+def test_hierarchical_probabilities_are_gated(encoder, head_and_subs):
+    head, subs = head_and_subs
+    new = catsplit.split(head, encoder, COARSE, subs, method="alignment", mode="hierarchical")
+    x = np.random.default_rng(1).standard_normal((6, head.dim)).astype(np.float32)
+    p_old = head.probs(x)
+    p_new = new.probs(x)
+    ci = head.labels.index(COARSE)
+    sub_table = new.tables[1]
+    z = x @ sub_table.weight.numpy().T + sub_table.bias.numpy()
+    q = np.exp(z - z.max(1, keepdims=True))
+    q /= q.sum(1, keepdims=True)
+    np.testing.assert_allclose(p_new[:, -len(subs):], p_old[:, [ci]] * q, rtol=1e-4, atol=1e-7)
+    keep = [i for i in range(len(head.labels)) if i != ci]
+    np.testing.assert_allclose(p_new[:, : len(keep)], p_old[:, keep], rtol=1e-4, atol=1e-7)
 
 
 def test_edits_pass_the_checked_parts_of_a_head_on_without_checking_them_again(monkeypatch):
@@ -117,36 +148,3 @@ def test_edits_pass_the_checked_parts_of_a_head_on_without_checking_them_again(m
     assert edited.latest_record() == edited.history[-1]
     with pytest.raises(TypeError, match="read-only"):  # nobody can change a head's record through what it hands out
         edited.latest_record()["coarse"] = "changed"
-
-
-def test_chain_speed_script_restores_the_head_and_prints_medians(capsys):
-    from catsplit.bench.tools.chain_speed import main
-
-    main(["--labels", "40", "--edits", "3", "--repeats", "1"])
-    assert "40 labels, 3 edits, 1 repeats: splits" in capsys.readouterr().out
-
-
-def test_the_new_edit_record_is_the_heads_own_and_checked():
-    """apply_split takes the method's details into the record: copied, and refused if they cannot be saved."""
-    from catsplit.edit import apply_split, plan_split
-
-    head = Head(weight=np.eye(4, 3, dtype=np.float32), labels=["a x", "a y", "b", "c"])
-    plan = plan_split(head, None, "b", ["b 1", "b 2"], method="coarse")
-    plan.details["note"] = ["kept"]
-    edited = apply_split(head, plan)
-    plan.details["note"].append("changed afterwards")
-    assert edited.history[-1]["details"]["note"] == ("kept",)
-    plan.details["junk"] = np.float32(1)
-    with pytest.raises(CatsplitError, match="new edit record.*cannot be written as JSON"):
-        apply_split(head, plan)
-
-
-def test_evolve_with_new_tables_checks_the_kept_groups_and_undo_against_them():
-    head = Head(weight=np.eye(4, 3, dtype=np.float32), labels=["a x", "a y", "b", "c"], groups={"a": ["a x", "a y"]})
-    fewer = catsplit.head.Table(weight=head.weight[1:], bias=None, labels=tuple(head.labels[1:]))
-    with pytest.raises(CatsplitError, match="a x"):  # the group names a label the new tables lack
-        head.evolve(tables=(fewer,))
-    edited = catsplit.split(head, None, "b", ["b 1", "b 2"], method="coarse")
-    narrower = catsplit.head.Table(weight=edited.weight[:, :2], bias=None, labels=tuple(edited.labels))
-    with pytest.raises(CatsplitError, match="undo"):  # the removed row no longer fits the table's width
-        edited.evolve(tables=(narrower,), groups=None)

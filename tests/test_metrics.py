@@ -1,3 +1,5 @@
+"""catsplit.metrics: the paper's protocol for one split target — generality, locality, agreement."""
+
 import math
 
 import numpy as np
@@ -52,3 +54,10 @@ def test_bad_evaluation_input():
         catsplit.evaluate(original, edited, x, [0, 9], coarse="c")
     with pytest.raises(CatsplitError, match="still an output label"):
         catsplit.evaluate(original, original, x, ["a", "b"], coarse="c")
+
+
+def test_evaluate_refuses_clips_labelled_with_the_split_class(encoder, head_and_subs):
+    head, subs = head_and_subs
+    new = catsplit.split(head, encoder, "Pushing something", subs, method="coarse")
+    with pytest.raises(CatsplitError, match="label each with its true sub"):
+        catsplit.evaluate(head, new, np.zeros((1, head.dim), np.float32), ["Pushing something"], coarse="Pushing something")

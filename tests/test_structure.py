@@ -1,3 +1,9 @@
+"""catsplit.structure: pseudo-coarse groups and modifiers inferred from label text, or given."""
+
+import pytest
+
+import catsplit
+from catsplit import CatsplitError
 from catsplit.structure import common_prefix, cut_modifier, infer_structure, sub_modifiers
 
 
@@ -51,6 +57,14 @@ def test_overrides():
     assert s.modifiers["Pulling a to c"] == "towards c" and s.modifiers["Pulling a from b"] == "from b"
 
 
+def test_given_group_named_like_an_ungrouped_label_keeps_that_label():
+    from catsplit.structure import infer_structure
+
+    s = infer_structure(["Tearing a", "Tearing b", "Spin"], groups={"Spin": ["Tearing a", "Tearing b"]})
+    assert s.groups["Spin"] == ["Tearing a", "Tearing b"]
+    assert ["Spin"] in s.groups.values()  # still there, under another group name
+
+
 def test_common_prefix_is_case_insensitive_whole_words():
     assert common_prefix(["Put it here", "put it there", "Put it"]) == "Put it"
     assert common_prefix(["Spinning", "Spin"]) == ""
@@ -60,3 +74,11 @@ def test_inference_scales_linearly():
     labels = [f"verb{i} something mod{j}" for i in range(2000) for j in range(5)]
     s = infer_structure(labels)
     assert len(s.groups) == 2000 and all(len(m) == 5 for m in s.groups.values())
+
+
+@pytest.mark.parametrize("labels, match", [
+    (["", "a"], "#0: ''"), (["a", "  "], "#1"), (["a", 3], "#1: 3"), ("abc", "list of strings"), (None, "list"),
+])
+def test_infer_structure_needs_a_list_of_label_strings(labels, match):
+    with pytest.raises(CatsplitError, match=match):
+        catsplit.infer_structure(labels)

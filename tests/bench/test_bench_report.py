@@ -1,0 +1,22 @@
+"""catsplit.bench.report: what a benchmark run leaves behind — the merge curves and their plot."""
+
+import pytest
+
+from catsplit import CatsplitError
+from catsplit.bench.report import curve_plot, merge_curves
+
+
+def test_merge_curve_plot(tmp_path):
+    def row(w, part, g, loc):
+        return {"method": f"merge-zs-1shot-{w}", "mode": "flat", "partition": part,
+                "generality": {"mean": g, "std": 1.0}, "locality": {"mean": loc, "std": 0.1}}
+
+    results = [row("1", "A", 60, 97), row("0", "A", 40, 99), row("0.5", "A", 55, 98.5), row("0", "B", 35, 99),
+               {"method": "alignment", "mode": "flat", "generality": {"mean": 1, "std": 0}, "locality": {"mean": 1, "std": 0}}]
+    curves = merge_curves(results)
+    assert list(curves) == ["A", "B"] and [w for w, _ in curves["A"]] == [0.0, 0.5, 1.0]
+    curve_plot(results, tmp_path / "merge.png")
+    assert (tmp_path / "merge.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # a PNG, though written via a temp name
+    assert [p.name for p in tmp_path.iterdir()] == ["merge.png"]  # and no temp file left behind
+    with pytest.raises(CatsplitError, match="no merge-zs-1shot"):
+        curve_plot(results[-1:], tmp_path / "none.png")

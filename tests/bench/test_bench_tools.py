@@ -1,0 +1,24 @@
+"""catsplit.bench.tools: the speed and check scripts run at a tiny size."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_chain_speed_script_restores_the_head_and_prints_medians(capsys):
+    from catsplit.bench.tools.chain_speed import main
+
+    main(["--labels", "40", "--edits", "3", "--repeats", "1"])
+    assert "40 labels, 3 edits, 1 repeats: splits" in capsys.readouterr().out
+
+
+def test_scale_benchmark_runs_at_a_tiny_size(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "catsplit.bench.tools.scale", "--rows", "300", "--dim", "16", "--repeats", "1", "--warm", "16", "--dir", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "time: catsplit / plain =" in out.stdout and "memory: catsplit peak / file size =" in out.stdout
+    assert list(tmp_path.iterdir()) == []  # its temp folder is gone

@@ -1,0 +1,40 @@
+"""catsplit.export.backbone: the backbone to export, named by `module:attr` or `file.py:attr`."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import torch
+
+from catsplit.export.backbone import load_backbone
+
+BACKBONE = textwrap.dedent(
+    """
+    import torch
+
+    class Backbone(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv3d(3, 32, 3, stride=2, padding=1)
+
+        def forward(self, clips):
+            x = clips.permute(0, 4, 1, 2, 3).float() / 255.0
+            return torch.relu(self.conv(x)).mean(dim=(2, 3, 4))
+    """
+)
+
+
+def test_backbone_module_is_imported_from_the_current_folder(tmp_path, monkeypatch):
+    package = tmp_path / "catsplit_cwd_models"  # `catsplit export --backbone catsplit_cwd_models.nets:make` from tmp_path
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text(BACKBONE + "\n\ndef make():\n    return Backbone()\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])  # as in the console script
+    try:
+        assert isinstance(load_backbone("catsplit_cwd_models.nets:make"), torch.nn.Module)
+    finally:
+        for name in [m for m in sys.modules if m.startswith("catsplit_cwd_models")]:
+            del sys.modules[name]
+    assert str(tmp_path) not in sys.path  # only while importing

@@ -1,0 +1,49 @@
+"""catsplit.export.graph: a catsplit head as ONNX nodes — text heads' normalisation, every opset from 7."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import catsplit
+from conftest import HashEncoder, compositional_head
+from onnx_models import DIM, export, head_nodes, onnx
+
+
+@pytest.fixture(scope="module")
+def edited_heads(retrieval_edits):
+    return retrieval_edits[1:3]  # (flat, hier)
+
+
+@pytest.mark.parametrize("opset", [13, 18])  # ReduceL2 takes its axes as an attribute before 18, an input from 18
+def test_text_head_exports_with_normalisation(tmp_path, opset):
+    enc = HashEncoder(dim=DIM)
+    labels = ["Pushing something up", "Lifting something", "Dropping something onto something"]
+    head = catsplit.text_head(labels, enc, scale=20.0)
+    edited = catsplit.split(head, enc, "Lifting something", ["Lifting something up", "Lifting something slowly"], method="text")
+    path = export.to_onnx(None, edited, tmp_path / "text.onnx", torch.randn(5, DIM), opset=opset)
+    assert "ReduceL2" in head_nodes(path)
+    assert [o.version for o in onnx.load(str(path)).opset_import] == [opset]
+    f = torch.randn(9, DIM) * 3
+    labels_out, probs = export.predict(export.session(path, "cpu"), f.numpy())
+    np.testing.assert_allclose(probs, edited.probs(f).numpy(), atol=1e-5)
+    assert labels_out.tolist() == edited.predict(f).tolist()
+
+
+@pytest.mark.parametrize("opset", [7, 8, 9, 10])
+@pytest.mark.parametrize("which", ["flat", "hierarchical", "text", "no bias"])
+def test_head_only_models_at_old_opsets(tmp_path, edited_heads, opset, which):
+    if which == "text":
+        enc = HashEncoder(dim=DIM)
+        head = catsplit.text_head(["Pushing something up", "Lifting something", "Dropping something"], enc, scale=20.0)
+        head = catsplit.split(head, enc, "Lifting something", ["Lifting something up", "Lifting something slowly"], method="text")
+    elif which == "no bias":
+        plain, subs, _, _ = compositional_head(dim=DIM, bias=False)
+        head = catsplit.split(plain, HashEncoder(), "Pushing something", subs, method="retrieval", mode="hierarchical")
+    else:
+        head = edited_heads[which == "hierarchical"]
+    path = export.to_onnx(None, head, tmp_path / "m.onnx", torch.randn(5, DIM), opset=opset)  # checker + parity with torch
+    model = onnx.load(str(path))
+    assert [o.version for o in model.opset_import] == [opset] and model.ir_version >= 4
+    assert "Slice" not in [n.op_type for n in model.graph.node]

@@ -1,0 +1,95 @@
+"""catsplit.text: calling text encoders (what they return is checked, each text embedded once), prompt templates
+and a text head's rows, and the warning about subs the encoder cannot tell apart (NearDuplicateWarning), which
+points at the caller's line."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import catsplit
+from catsplit import CatsplitError, SplitConfig, load_head
+from catsplit.text import NearDuplicateWarning
+
+COARSE = "Pushing something"
+FAST = SplitConfig(max_steps=20)
+
+
+@pytest.mark.parametrize(
+    "bad_encoder, message",
+    [
+        (lambda texts: np.ones((len(texts) + 1, 8)), "returned shape"),
+        (lambda texts: np.ones((len(texts),)), "returned shape"),
+        (lambda texts: np.full((len(texts), 8), np.nan), "NaN or inf"),
+        (lambda texts: np.zeros((len(texts), 8)), "all-zero"),
+        ("not callable", "must be callable"),
+    ],
+)
+def test_bad_encoders(head_and_subs, bad_encoder, message):
+    head, subs = head_and_subs
+    with pytest.raises(CatsplitError, match=message):
+        catsplit.split(head, bad_encoder, COARSE, subs, method="retrieval")
+
+
+@pytest.mark.parametrize("encoder_out", [
+    lambda ts: [["a"] * 3 for _ in ts],
+    lambda ts: [[1.0] * (i + 1) for i, _ in enumerate(ts)],
+    lambda ts: np.array([object()] * len(ts)),
+    lambda ts: [[1 + 1j, 2] for _ in ts],
+])
+def test_encoder_output_that_is_not_numbers_is_named(head16_and_subs, encoder_out):
+    head, subs = head16_and_subs
+    with pytest.raises(CatsplitError, match="non-numeric or ragged"):
+        catsplit.split(head, encoder_out, COARSE, subs)
+
+
+def test_encoder_output_as_lists_or_tensors_still_works(head16_and_subs, encoder):
+    head, subs = head16_and_subs
+    as_list = catsplit.split(head, lambda ts: encoder(ts).tolist(), COARSE, subs, method="retrieval")
+    as_tensor = catsplit.split(head, lambda ts: torch.from_numpy(encoder(ts)), COARSE, subs, method="retrieval")
+    assert as_list.equals(catsplit.split(head, encoder, COARSE, subs, method="retrieval")) and as_list.equals(as_tensor)
+
+
+def test_subs_with_identical_modifiers_are_warned_about(head16_and_subs, encoder):
+    head, subs = head16_and_subs
+    with pytest.warns(NearDuplicateWarning, match="identical texts.*'Pushing x' / 'Pushing something x' \\(both 'x'\\)"):
+        new = catsplit.split(head, encoder, COARSE, ["Pushing x", "Pushing something x"], config=FAST)
+    assert torch.equal(new.weight[-1], new.weight[-2])
+    assert [tuple(p) for p in new.history[-1]["details"]["near_duplicates"]] == [("Pushing x", "Pushing something x", 1.0)]
+    with pytest.warns(NearDuplicateWarning, match="identical texts"):
+        catsplit.split(head, encoder, COARSE, subs[:2], modifiers={subs[0]: "left", subs[1]: "left"}, config=FAST)
+
+
+def test_subs_the_encoder_cannot_tell_apart_are_named_in_a_warning(encoder, head_and_subs):
+    """The bag-of-words encoder gives "from left to right" and "from right to left" one embedding."""
+    head, subs = head_and_subs
+    lr, rl = subs[0], subs[1]
+    for method in ("alignment", "text"):
+        with pytest.warns(UserWarning, match="barely tells these apart") as caught:
+            edited = catsplit.split(head, encoder, COARSE, subs, method=method)
+        message = str(caught[0].message)
+        assert caught[0].category is catsplit.text.NearDuplicateWarning  # filterable by category
+        assert repr(lr) in message and repr(rl) in message and f"method={method!r}" in message
+        assert "method='retrieval'" in message
+        assert caught[0].filename == __file__  # points at the caller's split(...)
+    assert list(edited.labels[-len(subs):]) == subs  # a warning, not a refusal
+    with pytest.warns(UserWarning, match="barely tells these apart"):
+        details = catsplit.split(head, encoder, COARSE, subs, method="alignment").history[-1]["details"]
+    assert [tuple(pair[:2]) for pair in details["near_duplicates"]] == [(lr, rl)]  # recorded in the edit's history
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # texts the encoder separates: no warning; retrieval: never
+        catsplit.split(head, encoder, COARSE, [lr] + subs[2:], method="alignment")
+        catsplit.split(head, encoder, COARSE, subs, method="retrieval")
+
+
+def test_the_tie_warning_points_at_the_callers_line_on_every_path(tmp_path, encoder, head_and_subs):
+    """split_file reaches the methods through more catsplit frames than split; the warning still names the caller."""
+    head, subs = head_and_subs
+    head.save(tmp_path / "h.safetensors")
+    for method in ("alignment", "text"):
+        with pytest.warns(catsplit.text.NearDuplicateWarning) as caught:
+            catsplit.split_file(tmp_path / "h.safetensors", tmp_path / f"{method}.safetensors", encoder, COARSE, subs, method=method)
+        assert [w.filename for w in caught] == [__file__]  # one warning, at this line's file
+        details = load_head(tmp_path / f"{method}.safetensors").latest_record()["details"]
+        assert [tuple(p[:2]) for p in details["near_duplicates"]] == [(subs[0], subs[1])]  # text records its ties too
