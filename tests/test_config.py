@@ -1,13 +1,15 @@
 """catsplit.config: SplitConfig, the settings of every zero-shot method in one object — its checks name
 `SplitConfig.<field>`, and each method reads its own config from it — and FinetuneConfig, fine-tuning's."""
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 import catsplit
-from catsplit import CatsplitError, FinetuneConfig, SplitConfig
+from catsplit import AlignmentConfig, CatsplitError, FinetuneConfig, RetrievalConfig, SplitConfig, TextConfig
+from catsplit.methods.registry import METHODS
 
 COARSE = "Pushing something"
 
@@ -53,3 +55,44 @@ def test_finetune_config_refuses_bools_like_split_config(field, value):
     with pytest.raises(CatsplitError, match=f"FinetuneConfig.{field}"):
         FinetuneConfig(**{field: value})
     assert FinetuneConfig(batch_size=np.int64(8), lr=np.float32(0.01)).batch_size == 8
+
+
+def test_for_method_returns_each_methods_own_config_with_this_objects_values():
+    config = SplitConfig(alpha=0.7, beta=0.2, hidden=64, lr=0.01, weight_decay=0.0, batch_size=4, max_epochs=9,
+                         max_steps=30, ema=0.5, patience=2, min_delta=0.01, ridge_lambdas=[0.5, 5.0])
+    assert config.for_method("retrieval") == RetrievalConfig(alpha=0.7, beta=0.2)
+    assert config.for_method("alignment") == AlignmentConfig(hidden=64, lr=0.01, weight_decay=0.0, batch_size=4,
+                                                             max_epochs=9, max_steps=30, ema=0.5, patience=2,
+                                                             min_delta=0.01)
+    assert config.for_method("text") == TextConfig(ridge_lambdas=(0.5, 5.0))
+    assert config.for_method("coarse") is None  # a method without settings
+    assert {name: type(config.for_method(name)) for name in METHODS} == {
+        "alignment": AlignmentConfig, "retrieval": RetrievalConfig, "text": TextConfig, "coarse": type(None)}
+    with pytest.raises(CatsplitError, match="unknown method 'magic'"):
+        config.for_method("magic")
+
+
+def test_the_defaults_are_each_methods_own_defaults():
+    for name, method in METHODS.items():
+        assert SplitConfig().for_method(name) == (None if method.config is None else method.config())
+    fields = {f.name for f in dataclasses.fields(SplitConfig)}
+    for method in METHODS.values():  # every field of a method's config is a SplitConfig field
+        if method.config is not None:
+            assert {f.name for f in dataclasses.fields(method.config)} <= fields
+
+
+def test_split_config_is_frozen():
+    config = SplitConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.alpha = 1.0
+
+
+def test_split_reads_the_chosen_methods_fields_from_a_split_config(head_and_subs, encoder):
+    head, subs = head_and_subs
+    via_split_config = catsplit.split(head, encoder, COARSE, subs, method="retrieval", config=SplitConfig(alpha=1.0, beta=0.0))
+    via_own_config = catsplit.split(head, encoder, COARSE, subs, method="retrieval", config=RetrievalConfig(alpha=1.0, beta=0.0))
+    assert via_split_config.equals(via_own_config)
+    matches = via_split_config.history[-1]["details"]["matches"]
+    assert all(m["score"] == pytest.approx(1.0) for m in matches.values())  # beta = 0: the modifier texts alone
+    default = catsplit.split(head, encoder, COARSE, subs, method="retrieval").history[-1]["details"]["matches"]
+    assert all(m["score"] < 1.0 for m in default.values())  # beta = 0.5: the label texts count too

@@ -51,3 +51,15 @@ def test_progress_bar_draws_only_on_a_terminal(setup, monkeypatch):
     monkeypatch.setattr(sys, "stderr", tty)
     catsplit.finetune(edited, x, y, config=catsplit.FinetuneConfig(max_epochs=3), progress=True)
     assert "finetune [" in tty.getvalue() and "loss" in tty.getvalue()
+
+
+def test_progress_on_a_terminal_counts_up_to_the_total():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    buf = Tty()
+    with Progress(4, "work", stream=buf) as bar:
+        for _ in range(4):
+            bar.update(1)
+    assert "work [" in buf.getvalue() and "4/4" in buf.getvalue()

@@ -10,7 +10,7 @@ import torch
 
 import catsplit
 from catsplit import CatsplitError, SplitConfig, load_head
-from catsplit.text import NearDuplicateWarning
+from catsplit.text import CachedEncoder, NearDuplicateWarning, encode, lower_first, text_rows, with_templates
 
 COARSE = "Pushing something"
 FAST = SplitConfig(max_steps=20)
@@ -93,3 +93,43 @@ def test_the_tie_warning_points_at_the_callers_line_on_every_path(tmp_path, enco
         assert [w.filename for w in caught] == [__file__]  # one warning, at this line's file
         details = load_head(tmp_path / f"{method}.safetensors").latest_record()["details"]
         assert [tuple(p[:2]) for p in details["near_duplicates"]] == [(subs[0], subs[1])]  # text records its ties too
+
+
+def test_encode_embeds_each_text_once_and_normalises(encoder):
+    out = encode(encoder, ["a b", "c", "a b"])
+    assert encoder.calls == 1 and out.shape == (3, encoder.dim) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(out[0], out[2])
+    np.testing.assert_allclose(out[1], encoder(["c"])[0] / np.linalg.norm(encoder(["c"])[0]), rtol=1e-6)
+    with pytest.raises(CatsplitError, match="nothing to encode"):
+        encode(encoder, [])
+
+
+def test_cached_encoder_encodes_each_text_once_over_calls(encoder):
+    cached = CachedEncoder(encoder)
+    first = cached(["a b", "c"])
+    again = cached(["c", "d", "a b"])  # only "d" is new
+    assert encoder.calls == 2 and sorted(cached.cache) == ["a b", "c", "d"]
+    np.testing.assert_array_equal(again[[0, 2]], first[[1, 0]])
+
+
+def test_with_templates_averages_unit_embeddings_and_normalises_again(encoder):
+    def unit(x):
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+    got = with_templates(encoder, ["x y", "z"], ["a {}.", "{label}!"])  # "{label}" is a slot too
+    want = [unit(unit(encoder([f"a {lab}.", f"{lab}!"])).mean(0)) for lab in ("x y", "z")]
+    np.testing.assert_allclose(got, np.stack(want), atol=1e-6)
+    np.testing.assert_allclose(with_templates(encoder, ["x y"], None), unit(encoder(["x y"])), atol=1e-6)
+
+
+def test_text_rows_are_a_text_heads_rows(encoder):
+    head = catsplit.text_head(["Pushing something", "Lifting something up"], encoder, templates=["a video of {}."])
+    rows = text_rows(encoder, ["Lifting something up", "Dropping something"], head.templates)
+    np.testing.assert_allclose(rows[0], head.weight[1].numpy(), atol=1e-6)
+    want = encoder(["a video of dropping something."])[0]
+    np.testing.assert_allclose(rows[1], want / np.linalg.norm(want), atol=1e-6)
+
+
+def test_lower_first():
+    assert lower_first("Pushing Something") == "pushing Something" and lower_first("") == "" and lower_first("x") == "x"

@@ -1,10 +1,86 @@
 """catsplit.io.atomic: writes through a temp file — no half-written file, no silent overwrite, no temp file left."""
 
+import errno
 import os
 
 import numpy as np
+import pytest
 
-from catsplit import Head
+from catsplit import CatsplitError, Head
+from catsplit.io.atomic import atomic_path, check_destination, temp_stem
+
+
+def test_the_file_gets_its_name_only_when_the_block_ends(tmp_path):
+    dst = tmp_path / "out.bin"
+    with atomic_path(dst) as tmp:
+        tmp.write_bytes(b"new")
+        assert not dst.exists() and tmp.parent == tmp_path
+        assert tmp.name.startswith(".out.bin.") and tmp.name.endswith(".tmp")
+        assert tmp.read_bytes() == b"new"  # the block may read its file back before it gets its name
+    assert dst.read_bytes() == b"new" and os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_a_failing_block_leaves_the_old_file_and_removes_the_temp_file(tmp_path):
+    dst = tmp_path / "out.bin"
+    dst.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="half way"):
+        with atomic_path(dst, overwrite=True) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("half way")
+    assert dst.read_bytes() == b"old" and os.listdir(tmp_path) == ["out.bin"]
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "new.bin") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("half way")
+    assert os.listdir(tmp_path) == ["out.bin"]  # neither new.bin nor its temp file
+
+
+def test_os_errors_say_the_destination_is_untouched(tmp_path):
+    dst = tmp_path / "out.bin"
+    dst.write_bytes(b"old")
+    with pytest.raises(CatsplitError, match=r"cannot write .*out\.bin: No space left on device; .*out\.bin is untouched"):
+        with atomic_path(dst, overwrite=True) as tmp:
+            tmp.write_bytes(b"ha")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert dst.read_bytes() == b"old" and os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_an_existing_file_is_replaced_only_with_overwrite(tmp_path):
+    dst = tmp_path / "out.bin"
+    dst.write_bytes(b"keep")
+    with pytest.raises(CatsplitError, match="exists; choose another name or pass overwrite=True"):
+        with atomic_path(dst) as tmp:
+            raise AssertionError("the block must not run")
+    assert dst.read_bytes() == b"keep"
+    with atomic_path(dst, overwrite=True) as tmp:
+        tmp.write_bytes(b"new")
+    assert dst.read_bytes() == b"new" and os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_a_file_that_appears_while_writing_is_not_clobbered(tmp_path):
+    dst = tmp_path / "out.bin"
+    with pytest.raises(CatsplitError, match="appeared while saving"):
+        with atomic_path(dst) as tmp:
+            tmp.write_bytes(b"mine")
+            dst.write_bytes(b"theirs")  # another program takes the name meanwhile
+    assert dst.read_bytes() == b"theirs" and os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_bad_destinations_are_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(CatsplitError, match="is a folder; give a file name such as .*head.safetensors"):
+        check_destination(tmp_path, overwrite=True, example="head.safetensors")
+    with pytest.raises(CatsplitError, match="does not exist; create it first"):
+        check_destination(tmp_path / "missing" / "out.bin", overwrite=False)
+    assert check_destination(tmp_path / "out.bin", overwrite=False) == tmp_path / "out.bin"
+    assert os.listdir(tmp_path) == []
+
+
+def test_temp_names_fit_the_file_name_limit():
+    budget = 255 - len(".") - len(".") - 8 - len(".tmp")
+    assert temp_stem("short.safetensors") == "short.safetensors"
+    assert len(temp_stem("x" * 300)) == budget
+    stem = temp_stem("é" * 200)  # 2 bytes each in UTF-8
+    assert len(stem.encode("utf-8")) <= budget and stem == "é" * len(stem)
 
 
 def test_saved_files_get_the_usual_permissions(tmp_path):

@@ -1,11 +1,12 @@
 """catsplit.io.readers: label lists, JSON files and clip-feature arrays users hand catsplit."""
 
+import json
 
 import numpy as np
 import pytest
 
 from catsplit import CatsplitError
-from catsplit.io.readers import read_clips
+from catsplit.io.readers import read_clips, read_json, read_labels
 
 
 def test_read_clips_conventions(tmp_path):
@@ -24,3 +25,29 @@ def test_read_clips_conventions(tmp_path):
         read_clips(tmp_path / "fl.npz")
     (tmp_path / "labels.txt").write_text("a b\n\nc d\n")
     assert read_clips(tmp_path / "one.npz", tmp_path / "labels.txt")[1] == ["a b", "c d"]
+
+
+def test_read_labels_from_lists_mappings_and_files(tmp_path):
+    assert read_labels(["a", "b"]) == ["a", "b"]
+    assert read_labels({"b": 1, "a": 0}) == ["a", "b"]
+    (tmp_path / "l.txt").write_text("a\n\n  b  \n")  # blank lines dropped, white space stripped
+    assert read_labels(tmp_path / "l.txt") == ["a", "b"]
+    (tmp_path / "l.json").write_text(json.dumps({"b": "1", "a": "0"}))
+    assert read_labels(str(tmp_path / "l.json")) == ["a", "b"]
+    (tmp_path / "n.json").write_text("3")
+    with pytest.raises(CatsplitError, match="must hold a JSON list or an object"):
+        read_labels(tmp_path / "n.json")
+    with pytest.raises(CatsplitError, match="not found"):
+        read_labels(tmp_path / "missing.txt")
+    with pytest.raises(CatsplitError, match="give a list of labels or the path"):
+        read_labels("Pushing something")  # a label, not a file name
+
+
+def test_read_json_names_the_file_and_what_it_holds(tmp_path):
+    (tmp_path / "ok.json").write_text('{"a": [1, 2]}')
+    assert read_json(tmp_path / "ok.json", "groups") == {"a": [1, 2]}
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(CatsplitError, match=r"groups file .*bad\.json is not valid JSON"):
+        read_json(tmp_path / "bad.json", "groups")
+    with pytest.raises(CatsplitError, match=r"modifiers file .*none\.json not found"):
+        read_json(tmp_path / "none.json", "modifiers")
