@@ -7,6 +7,7 @@ the folders below tests/ have no conftest.py of their own, since two would clash
 from __future__ import annotations
 
 import hashlib
+import textwrap
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import pytest
 import catsplit
 
 VERBS = ["Pushing", "Pulling", "Lifting", "Dropping", "Sliding"]
+COARSE = "Pushing something"  # the class the shared heads collapse
 MODIFIERS = ["from left to right", "from right to left", "up", "onto something", "next to something"]
 
 
@@ -131,3 +133,47 @@ def layout(tmp_path):
     np.savez(tmp_path / "feats.npz", paths=np.array(list(feats)), features=np.stack(list(feats.values())))
     head.save(tmp_path / "head.safetensors")
     return tmp_path, head, subs
+
+
+@pytest.fixture
+def head_file(tmp_path, monkeypatch):
+    """A compositional head saved to a file, with the CLI's encoder replaced by the hash encoder: (path, head, subs)."""
+    # The CLI loads its encoder by name; point the default at the offline hash encoder.
+    monkeypatch.setattr("catsplit.encoders.load_text_encoder", lambda spec=None: HashEncoder())
+    head, subs, _, _ = compositional_head()
+    path = tmp_path / "head.safetensors"
+    head.save(path)
+    return path, head, subs
+
+
+
+@pytest.fixture
+def tuning_setup(tmp_path):
+    """An edited head on disk and 6 labelled clips per sub (class centre + noise)."""
+    head, subs, v, m = compositional_head(dim=16, seed=2)
+    edited = catsplit.split(head, None, COARSE, subs, method="coarse")
+    path = tmp_path / "edited.safetensors"
+    edited.save(path)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([v["Pushing"] + m[mod] + 0.3 * rng.standard_normal((6, 16)) for mod in MODIFIERS]).astype(np.float32)
+    y = [s for s in subs for _ in range(6)]
+    return tmp_path, path, edited, x, y
+
+
+
+# A backbone module written to a file, for `--backbone file.py:Backbone` and load_backbone (uint8 clips -> 32 features)
+BACKBONE = textwrap.dedent(
+    """
+    import torch
+
+    class Backbone(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv3d(3, 32, 3, stride=2, padding=1)
+
+        def forward(self, clips):
+            x = clips.permute(0, 4, 1, 2, 3).float() / 255.0
+            return torch.relu(self.conv(x)).mean(dim=(2, 3, 4))
+    """
+)
+

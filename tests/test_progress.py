@@ -2,12 +2,8 @@
 
 import io
 
-import numpy as np
-import pytest
-
 import catsplit
 from catsplit.progress import Progress, progress
-from conftest import MODIFIERS, compositional_head
 
 COARSE = "Pushing something"
 
@@ -20,24 +16,11 @@ def test_progress_is_silent_without_tty():
     assert list(progress(range(3), enabled=False)) == [0, 1, 2]
 
 
-@pytest.fixture
-def setup(tmp_path):
-    """An edited head on disk and 6 labelled clips per sub (class centre + noise)."""
-    head, subs, v, m = compositional_head(dim=16, seed=2)
-    edited = catsplit.split(head, None, COARSE, subs, method="coarse")
-    path = tmp_path / "edited.safetensors"
-    edited.save(path)
-    rng = np.random.default_rng(0)
-    x = np.concatenate([v["Pushing"] + m[mod] + 0.3 * rng.standard_normal((6, 16)) for mod in MODIFIERS]).astype(np.float32)
-    y = [s for s in subs for _ in range(6)]
-    return tmp_path, path, edited, x, y
-
-
-def test_progress_bar_draws_only_on_a_terminal(setup, monkeypatch):
+def test_progress_bar_draws_only_on_a_terminal(tuning_setup, monkeypatch):
     import io
     import sys
 
-    tmp, path, edited, x, y = setup
+    tmp, path, edited, x, y = tuning_setup
 
     class Tty(io.StringIO):
         def isatty(self):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 import numpy as np
 import pytest
@@ -11,26 +10,12 @@ import torch
 
 import catsplit
 from catsplit.cli import main
-from conftest import HashEncoder, compositional_head
+from conftest import BACKBONE, HashEncoder, compositional_head
 
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 COARSE = "Pushing something"
-BACKBONE = textwrap.dedent(
-    """
-    import torch
-
-    class Backbone(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv3d(3, 32, 3, stride=2, padding=1)
-
-        def forward(self, clips):
-            x = clips.permute(0, 4, 1, 2, 3).float() / 255.0
-            return torch.relu(self.conv(x)).mean(dim=(2, 3, 4))
-    """
-)
 
 
 @pytest.fixture

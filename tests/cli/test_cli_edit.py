@@ -11,19 +11,9 @@ import catsplit
 from catsplit import load_head
 from catsplit.cli import main
 from catsplit.io.streaming import HeadSource
-from conftest import MODIFIERS, HashEncoder, compositional_head
+from conftest import compositional_head
 
 COARSE = "Pushing something"
-
-
-@pytest.fixture
-def head_file(tmp_path, monkeypatch):
-    # The CLI loads its encoder by name; point the default at the offline hash encoder.
-    monkeypatch.setattr("catsplit.encoders.load_text_encoder", lambda spec=None: HashEncoder())
-    head, subs, _, _ = compositional_head()
-    path = tmp_path / "head.safetensors"
-    head.save(path)
-    return path, head, subs
 
 
 def test_split_inspect_unsplit(head_file, tmp_path, capsys):
@@ -120,21 +110,8 @@ def _bits(t):
     return t.contiguous().view(torch.uint8).numpy().tobytes()
 
 
-@pytest.fixture
-def setup(tmp_path):
-    """An edited head on disk and 6 labelled clips per sub (class centre + noise)."""
-    head, subs, v, m = compositional_head(dim=16, seed=2)
-    edited = catsplit.split(head, None, COARSE, subs, method="coarse")
-    path = tmp_path / "edited.safetensors"
-    edited.save(path)
-    rng = np.random.default_rng(0)
-    x = np.concatenate([v["Pushing"] + m[mod] + 0.3 * rng.standard_normal((6, 16)) for mod in MODIFIERS]).astype(np.float32)
-    y = [s for s in subs for _ in range(6)]
-    return tmp_path, path, edited, x, y
-
-
-def test_finetune_from_npz(setup, capsys):
-    tmp, path, edited, x, y = setup
+def test_finetune_from_npz(tuning_setup, capsys):
+    tmp, path, edited, x, y = tuning_setup
     np.savez(tmp / "clips.npz", features=x, labels=np.array(y))
     out = tmp / "tuned.safetensors"
     assert main(["finetune", str(path), str(tmp / "clips.npz"), "--shots", "2", "--seed", "3", "-o", str(out)]) == 0
@@ -151,10 +128,10 @@ def test_finetune_from_npz(setup, capsys):
 
 
 @pytest.mark.parametrize("kind", ["npy+json", "npy+txt", "safetensors", "npz+override"])
-def test_finetune_other_inputs(setup, kind):
+def test_finetune_other_inputs(tuning_setup, kind):
     from safetensors.numpy import save_file
 
-    tmp, path, edited, x, y = setup
+    tmp, path, edited, x, y = tuning_setup
     idx = [edited.labels.index(s) for s in y]
     if kind.startswith("npy"):
         np.save(tmp / "clips.npy", x)
@@ -177,8 +154,8 @@ def test_finetune_other_inputs(setup, kind):
     assert catsplit.load_head(out).equals(expected)
 
 
-def test_finetune_never_overwrites_without_asking(setup, capsys):
-    tmp, path, edited, x, y = setup
+def test_finetune_never_overwrites_without_asking(tuning_setup, capsys):
+    tmp, path, edited, x, y = tuning_setup
     np.savez(tmp / "clips.npz", features=x, labels=np.array(y))
     out = tmp / "tuned.safetensors"
     out.write_bytes(b"keep me")
@@ -201,8 +178,8 @@ def _error(capsys, argv) -> str:
     return err
 
 
-def test_finetune_errors_are_one_line(setup, capsys):
-    tmp, path, edited, x, y = setup
+def test_finetune_errors_are_one_line(tuning_setup, capsys):
+    tmp, path, edited, x, y = tuning_setup
     out = str(tmp / "o.safetensors")
 
     def clips(name, **arrays):

@@ -3,22 +3,9 @@
 import subprocess
 import sys
 
-import pytest
-
 from catsplit.cli import main
-from conftest import HashEncoder, compositional_head
 
 COARSE = "Pushing something"
-
-
-@pytest.fixture
-def head_file(tmp_path, monkeypatch):
-    # The CLI loads its encoder by name; point the default at the offline hash encoder.
-    monkeypatch.setattr("catsplit.encoders.load_text_encoder", lambda spec=None: HashEncoder())
-    head, subs, _, _ = compositional_head()
-    path = tmp_path / "head.safetensors"
-    head.save(path)
-    return path, head, subs
 
 
 def test_module_entry_point_runs():

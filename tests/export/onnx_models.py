@@ -56,3 +56,27 @@ def head_nodes(path: Path) -> list[str]:
 
 def metadata(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+
+
+# --- fixtures the export tests import (module-scoped: each importing module gets its own) ---------------
+@pytest.fixture(scope="module")
+def heads(retrieval_edits):
+    return retrieval_edits  # (head, flat, hier, subs)
+
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, heads):
+    return export_once(tmp_path_factory, heads)  # (backbone, {"flat": path, "hier": path})
+
+
+
+@pytest.fixture(scope="module")
+def edited_heads(retrieval_edits):
+    return retrieval_edits[1:3]  # (flat, hier)
+
+
+
+@pytest.fixture(scope="module")
+def head_model(tmp_path_factory, edited_heads):
+    return export.to_onnx(None, edited_heads[0], tmp_path_factory.mktemp("m") / "head.onnx", torch.randn(2, DIM))

@@ -3,26 +3,11 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 
 import torch
 
 from catsplit.export.backbone import load_backbone
-
-BACKBONE = textwrap.dedent(
-    """
-    import torch
-
-    class Backbone(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = torch.nn.Conv3d(3, 32, 3, stride=2, padding=1)
-
-        def forward(self, clips):
-            x = clips.permute(0, 4, 1, 2, 3).float() / 255.0
-            return torch.relu(self.conv(x)).mean(dim=(2, 3, 4))
-    """
-)
+from conftest import BACKBONE
 
 
 def test_backbone_module_is_imported_from_the_current_folder(tmp_path, monkeypatch):

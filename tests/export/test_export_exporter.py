@@ -11,24 +11,9 @@ import torch
 import catsplit
 from catsplit import CatsplitError
 from conftest import HashEncoder, compositional_head
-from onnx_models import DIM, clips, export, export_once, head_nodes, metadata, onnx
+from onnx_models import DIM, clips, edited_heads, export, exported, head_nodes, heads, metadata, onnx  # noqa: F401 (fixtures)
 
 from onnx import TensorProto, helper, numpy_helper  # after onnx_models, which skips the module without onnx
-
-
-@pytest.fixture(scope="module")
-def heads(retrieval_edits):
-    return retrieval_edits  # (head, flat, hier, subs)
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, heads):
-    return export_once(tmp_path_factory, heads)  # (backbone, {"flat": path, "hier": path})
-
-
-@pytest.fixture(scope="module")
-def edited_heads(retrieval_edits):
-    return retrieval_edits[1:3]  # (flat, hier)
 
 
 def test_flat_export_is_one_gemm_with_labels_and_matches_torch(exported, heads):

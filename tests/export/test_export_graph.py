@@ -8,12 +8,7 @@ import torch
 
 import catsplit
 from conftest import HashEncoder, compositional_head
-from onnx_models import DIM, export, head_nodes, onnx
-
-
-@pytest.fixture(scope="module")
-def edited_heads(retrieval_edits):
-    return retrieval_edits[1:3]  # (flat, hier)
+from onnx_models import DIM, edited_heads, export, head_nodes, onnx  # noqa: F401 (fixtures)
 
 
 @pytest.mark.parametrize("opset", [13, 18])  # ReduceL2 takes its axes as an attribute before 18, an input from 18

@@ -14,7 +14,7 @@ import torch
 import catsplit
 from catsplit import CatsplitError
 from conftest import HashEncoder
-from onnx_models import clips, export, export_once, metadata, onnx
+from onnx_models import clips, export, exported, heads, metadata, onnx  # noqa: F401 (fixtures)
 
 from onnx import TensorProto, helper, numpy_helper  # after onnx_models, which skips the module without onnx
 
@@ -26,16 +26,6 @@ W = RNG.standard_normal((4, 10)).astype(np.float32)
 B = RNG.standard_normal(4).astype(np.float32)
 X = np.random.default_rng(2).standard_normal((7, 6)).astype(np.float32)
 FEATURES = np.maximum(X @ W1, 0)
-
-
-@pytest.fixture(scope="module")
-def heads(retrieval_edits):
-    return retrieval_edits  # (head, flat, hier, subs)
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, heads):
-    return export_once(tmp_path_factory, heads)  # (backbone, {"flat": path, "hier": path})
 
 
 def test_edit_onnx_on_an_exported_model_equals_exporting_the_edit(tmp_path, exported, heads):

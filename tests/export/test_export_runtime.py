@@ -10,29 +10,9 @@ import pytest
 import torch
 
 from catsplit import CatsplitError
-from onnx_models import DIM, clips, export, export_once
+from onnx_models import DIM, clips, edited_heads, export, exported, head_model, heads  # noqa: F401 (fixtures)
 
 ort = pytest.importorskip("onnxruntime")
-
-
-@pytest.fixture(scope="module")
-def heads(retrieval_edits):
-    return retrieval_edits  # (head, flat, hier, subs)
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, heads):
-    return export_once(tmp_path_factory, heads)  # (backbone, {"flat": path, "hier": path})
-
-
-@pytest.fixture(scope="module")
-def edited_heads(retrieval_edits):
-    return retrieval_edits[1:3]  # (flat, hier)
-
-
-@pytest.fixture(scope="module")
-def head_model(tmp_path_factory, edited_heads):
-    return export.to_onnx(None, edited_heads[0], tmp_path_factory.mktemp("m") / "head.onnx", torch.randn(2, DIM))
 
 
 def test_session_reports_a_missing_cuda_provider(tmp_path, heads):

@@ -10,29 +10,9 @@ import pytest
 import torch
 
 from catsplit import CatsplitError
-from onnx_models import DIM, export, export_once, onnx
+from onnx_models import DIM, edited_heads, export, exported, head_model, heads, onnx  # noqa: F401 (fixtures)
 
 from onnx import TensorProto, helper  # after onnx_models, which skips the module without onnx
-
-
-@pytest.fixture(scope="module")
-def heads(retrieval_edits):
-    return retrieval_edits  # (head, flat, hier, subs)
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory, heads):
-    return export_once(tmp_path_factory, heads)  # (backbone, {"flat": path, "hier": path})
-
-
-@pytest.fixture(scope="module")
-def edited_heads(retrieval_edits):
-    return retrieval_edits[1:3]  # (flat, hier)
-
-
-@pytest.fixture(scope="module")
-def head_model(tmp_path_factory, edited_heads):
-    return export.to_onnx(None, edited_heads[0], tmp_path_factory.mktemp("m") / "head.onnx", torch.randn(2, DIM))
 
 
 def parse_pbtxt(text: str) -> dict:
