@@ -237,15 +237,22 @@ def check_templates(templates: Any) -> tuple[str, ...]:
         if not isinstance(t, str):
             raise CatsplitError(f"templates must be strings with a '{{}}' slot for the label, got {t!r}")
         try:
-            slots = [f for _, f, _, _ in string.Formatter().parse(t.replace("{label}", "{}")) if f is not None]
+            parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(t.replace("{label}", "{}")) if f is not None]
         except ValueError as exc:  # a lone '{' or '}'
             raise CatsplitError(
                 f"template {t!r} is not a valid format string ({exc}); write literal braces as '{{{{' and '}}}}'"
             ) from None
+        slots = [f for f, _, _ in parsed]
         if len(slots) != 1 or slots[0] not in ("", "0"):
             raise CatsplitError(
                 f"template {t!r} must have exactly one '{{}}' (or '{{label}}') slot for the label, found "
                 f"{len(slots)}: {['{' + f + '}' for f in slots]}; write literal braces as '{{{{' and '}}}}'"
+            )
+        _, spec, conv = parsed[0]
+        if spec or conv:  # "{:^20000000}" would allocate gigabytes, "{:%Y}" and "{:^{}}" fail only at split time
+            raise CatsplitError(
+                f"template {t!r}: the label's slot must be a plain '{{}}', without a format spec or conversion "
+                f"(found {'!' + conv if conv else ''}{':' + spec if spec else ''}); put any text around it instead"
             )
     return tuple(templates)
 

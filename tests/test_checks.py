@@ -225,3 +225,31 @@ def test_large_and_numpy_seeds_work(head16_and_subs, encoder):
     y = [subs[i % 5] for i in range(10)]
     t = catsplit.finetune(a, x, y, seed=np.int64(2**63 - 1), shots=np.int64(2), config=FinetuneConfig(max_epochs=2))
     assert t.history[-1]["finetune"]["seed"] == 2**63 - 1 and t.history[-1]["finetune"]["shots"] == 2
+
+
+@pytest.mark.parametrize("template", ["{:^20000000}", "{:%Y}", "{:^{}}", "{!r}", "a {label:>5}.", "{0!s}"])
+def test_templates_with_a_format_spec_or_conversion_are_refused_when_loaded(template, tmp_path):
+    """A text head's templates come from its file: a padding width of 20,000,000 took 32 s and 2.5 GB, and
+    '{:%Y}' / '{:^{}}' passed the check and crashed at split time."""
+    from catsplit.checks import check_templates
+
+    with pytest.raises(CatsplitError, match="plain '{}'|exactly one"):
+        check_templates([template])
+    path = tmp_path / "text.safetensors"
+    Head(weight=np.eye(2, 3, dtype=np.float32), labels=["a", "b"], kind="text", scale=10.0).save(path)
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), "pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta["catsplit.templates"] = json.dumps([template])
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(CatsplitError, match="templates.*(plain '{}'|exactly one)"):
+        catsplit.load_head(path)
+
+
+def test_plain_templates_still_pass():
+    from catsplit.checks import check_templates
+
+    assert check_templates(["a video of {}.", "{label}", "{{literal}} {0}"]) == ("a video of {}.", "{label}", "{{literal}} {0}")
