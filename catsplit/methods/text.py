@@ -44,6 +44,11 @@ def ridge_rows(ctx: SplitContext) -> MethodResult:
     """-> [k, D]: R phi(s_j) + intercept; on a text head, the sub labels' own embeddings."""
     if ctx.head.kind == "text":
         rows = text_rows(ctx.encoder, ctx.subs, ctx.head.templates)  # unit rows already (encode / with_templates normalise)
+        if rows.shape[1] != ctx.head.dim:  # another encoder than the one that made the head's rows
+            raise CatsplitError(
+                f"the text encoder gives {rows.shape[1]}-dimensional embeddings, but this text head's rows are "
+                f"{ctx.head.dim}-dimensional: split a text head with the encoder that made it"
+            )
         ties, details = find_ties(ctx.subs, rows, ctx.subs)
         return MethodResult(rows, details, ties)
     labels = ctx.labels

@@ -85,3 +85,12 @@ def test_text_method_on_a_big_head_refuses_a_negative_seed(encoder):
     big = Head(weight=np.random.default_rng(0).standard_normal((4200, 4)).astype(np.float32), labels=labels)
     with pytest.raises(CatsplitError, match="seed"):
         catsplit.split(big, encoder, "label 0 thing", ["label 0 thing a", "label 0 thing b"], method="text", seed=-1)
+
+
+@pytest.mark.parametrize("mode", ["flat", "hierarchical"])
+def test_a_text_head_split_by_an_encoder_of_another_dimension_names_the_encoder(mode):
+    labels = ["Lifting something up", "Lifting something down", "Pushing something"]
+    th = catsplit.text_head(labels, HashEncoder(dim=16))
+    with pytest.raises(CatsplitError, match="text encoder gives 24-dimensional embeddings.*16-dimensional"):
+        catsplit.split(th, HashEncoder(dim=24), "Pushing something", ["Pushing something left", "Pushing something right"],
+                       method="text", mode=mode)
