@@ -86,11 +86,25 @@ def check_merge_plot(merge_plot: str | None, specs) -> None:
                             f"(e.g. {MERGE_PREFIX}0 {MERGE_PREFIX}0.5 {MERGE_PREFIX}1, or lowshot)")
 
 
+# what matplotlib's savefig writes without extra packages (catsplit.bench.report passes the suffix as format)
+PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp", "pgf")
+
+
 def check_outputs(out: str | None, plot_path: str | None, overwrite: bool, merge_plot: str | None = None) -> None:
-    """Before the run, not after it: each output is a file name in an existing folder, new unless `overwrite`."""
-    for p, example in ((out, "bench-results.json"), (plot_path, "bench.png"), (merge_plot, "merge.png")):
-        if p:
-            check_destination(p, overwrite=overwrite, example=example)
+    """Before the run, not after it: each output is a file name in an existing folder, new unless `overwrite`,
+    no two outputs the same file, and the plots in a format matplotlib writes."""
+    named = [("--out", out, "bench-results.json"), ("--plot", plot_path, "bench.png"), ("--merge-plot", merge_plot, "merge.png")]
+    seen: dict[Path, str] = {}
+    for option, p, example in named:
+        if not p:
+            continue
+        path = check_destination(p, overwrite=overwrite, example=example).resolve()
+        if path in seen:
+            raise CatsplitError(f"{seen[path]} and {option} name the same file {p}; each output needs its own file")
+        seen[path] = option
+        suffix = path.suffix.lstrip(".").lower()
+        if option != "--out" and suffix and suffix not in PLOT_FORMATS:
+            raise CatsplitError(f"{option} {p}: unknown image format {suffix!r}; use one of {', '.join(PLOT_FORMATS)}")
 
 
 def default_cache() -> Path:

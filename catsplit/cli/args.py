@@ -12,6 +12,7 @@ from typing import Any
 
 from catsplit.checks import MODES
 from catsplit.errors import CatsplitError
+from catsplit.io.readers import read_lines
 from catsplit.methods.registry import METHODS
 
 HEAD_HELP = "head file: catsplit .safetensors, or any safetensors / PyTorch checkpoint with --key"
@@ -25,6 +26,17 @@ REPLACE_INPUT_HELP = "replace --out if it exists (also the input file)"
 
 
 # --- argument groups ----------------------------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    """argparse type of counts such as --seeds: an integer >= 1 (0 or -1 would run a default or nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def head_args(p: argparse.ArgumentParser, *, head_help: str = HEAD_HELP, key_help: str = KEY_HELP,
@@ -94,10 +106,7 @@ def read_subs(args: argparse.Namespace) -> list[str]:
     """The new fine labels of `target_args`: every --sub, then the lines of --subs-file."""
     subs = list(args.sub or [])
     if args.subs_file:
-        p = Path(args.subs_file)
-        if not p.is_file():
-            raise CatsplitError(f"subs file {p} not found")
-        subs += [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        subs += read_lines(args.subs_file, "subs")
     return subs
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from catsplit.cli.args import encoder_arg, method_arg, overwrite_arg, progress_arg, seed_arg
+from catsplit.cli.args import encoder_arg, method_arg, overwrite_arg, positive_int, progress_arg, seed_arg
 from catsplit.errors import CatsplitError
 
 
@@ -52,7 +52,7 @@ def add_commands(sub: Any) -> None:
     """Register bench and demo on the `catsplit` parser's subparsers."""
     p = sub.add_parser("bench", help="the paper's protocol: generality and locality of every method")
     p.add_argument("--quick", action="store_true", help="CI-sized world, 1 seed")
-    p.add_argument("--seeds", type=int, help="seeds per method (default 3; 1 with --quick)")
+    p.add_argument("--seeds", type=positive_int, help="seeds per method (default 3; 1 with --quick)")
     p.add_argument("--methods", nargs="+", help="table rows, e.g. coarse text retrieval alignment alignment:hierarchical "
                    "oracle finetune-1shot-alignment finetune-5shot-random finetune-full merge-alignment-seeds "
                    "merge-zs-1shot-0.5 alignment-gate; 'default' = the standard table, 'lowshot' = all low-shot, "

@@ -21,12 +21,28 @@ if TYPE_CHECKING:
 LABEL_SUFFIXES = {".json", ".txt"}
 
 
-def read_lines(path: str | PathLike, what: str) -> list[str]:
-    """The non-blank lines of a text file, stripped (one label, sub or clip label per line)."""
+def read_text(path: str | PathLike, what: str) -> str:
+    """A small text file's content: UTF-8, a leading byte-order mark dropped (editors on Windows write one).
+
+    Raises:
+        CatsplitError naming `what` and the file: missing, unreadable, or not UTF-8 text.
+    """
     p = Path(path)
     if not p.is_file():
         raise CatsplitError(f"{what} file {p} not found")
-    return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CatsplitError(
+            f"{what} file {p} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise CatsplitError(f"{what} file {p} cannot be read ({exc.strerror or exc})") from None
+
+
+def read_lines(path: str | PathLike, what: str) -> list[str]:
+    """The non-blank lines of a text file, stripped (one label, sub or clip label per line)."""
+    return [line.strip() for line in read_text(path, what).splitlines() if line.strip()]
 
 
 def read_labels(labels: Sequence[str] | Mapping[str, int] | str | PathLike) -> list[str]:
@@ -50,13 +66,13 @@ def read_labels(labels: Sequence[str] | Mapping[str, int] | str | PathLike) -> l
 
 def read_json(path: str | PathLike, what: str) -> Any:
     """A JSON file's content; a missing file or bad JSON is a CatsplitError naming `what` and the path."""
-    p = Path(path)
-    if not p.is_file():
-        raise CatsplitError(f"{what} file {p} not found")
+    text = read_text(path, what)
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CatsplitError(f"{what} file {p} is not valid JSON: {exc}") from None
+        raise CatsplitError(f"{what} file {Path(path)} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise CatsplitError(f"{what} file {Path(path)} is JSON nested too deeply to read") from None
 
 
 

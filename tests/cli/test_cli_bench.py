@@ -66,3 +66,24 @@ def test_cli_refuses_options_that_cannot_apply(tmp_path, capsys):
     assert main(["bench", "--annotations", "a", "--features", "f", "--head", "h", "--train-option", "dim=8"]) != 0
     assert "drop --train-option" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_bench_refuses_bad_outputs_and_seed_counts_before_running(tmp_path, capsys):
+    """These were quietly wrong, or failed only after the whole run: the plot replacing the results JSON,
+    an unknown image format, --seeds 0 running 3 seeds and --seeds -1 writing an all-n/a file."""
+    import pytest
+
+    from catsplit.cli import main
+
+    out = str(tmp_path / "r.json")
+    assert main(["bench", "--quick", "--out", out, "--plot", out, "--cache", str(tmp_path / "c")]) == 2
+    assert "--out and --plot name the same file" in capsys.readouterr().err
+    assert main(["bench", "--quick", "--out", out, "--plot", str(tmp_path / "p.bmpx"), "--cache", str(tmp_path / "c")]) == 2
+    assert "unknown image format 'bmpx'" in capsys.readouterr().err
+    assert main(["bench", "--quick", "--out", str(tmp_path), "--cache", str(tmp_path / "c")]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    for bad in ("0", "-1"):
+        with pytest.raises(SystemExit) as exc:
+            main(["bench", "--quick", "--seeds", bad, "--out", out])
+        assert exc.value.code == 2 and "--seeds: must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists() and not (tmp_path / "r.json").exists()  # nothing ran

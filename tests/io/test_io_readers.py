@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from catsplit import CatsplitError
-from catsplit.io.readers import read_clips, read_json, read_labels
+from catsplit.io.readers import read_clips, read_json, read_labels, read_lines
 
 
 def test_read_clips_conventions(tmp_path):
@@ -51,3 +51,27 @@ def test_read_json_names_the_file_and_what_it_holds(tmp_path):
         read_json(tmp_path / "bad.json", "groups")
     with pytest.raises(CatsplitError, match=r"modifiers file .*none\.json not found"):
         read_json(tmp_path / "none.json", "modifiers")
+
+
+def test_a_byte_order_mark_does_not_stay_in_the_first_label(tmp_path):
+    """Editors on Windows start UTF-8 files with a BOM; it belongs to no label (it made the first sub unknown)."""
+    (tmp_path / "subs.txt").write_bytes("\ufeffPushing a\r\nPushing b\r\n".encode("utf-8"))
+    assert read_lines(tmp_path / "subs.txt", "subs") == ["Pushing a", "Pushing b"]
+    (tmp_path / "labels.json").write_bytes('\ufeff["a", "b"]'.encode("utf-8"))
+    assert read_json(tmp_path / "labels.json", "labels") == ["a", "b"]
+    assert read_labels(tmp_path / "subs.txt") == ["Pushing a", "Pushing b"]
+
+
+@pytest.mark.parametrize("reader", [lambda p: read_lines(p, "subs"), lambda p: read_json(p, "groups"), read_labels])
+def test_a_file_that_is_not_utf8_is_a_catsplit_error_naming_it(tmp_path, reader):
+    path = tmp_path / "labels.txt"
+    path.write_bytes(b"\xff\xfe caf\xe9")
+    with pytest.raises(CatsplitError, match=r"labels.txt is not UTF-8 text .*save it as UTF-8"):
+        reader(path)
+
+
+def test_json_nested_too_deeply_is_a_catsplit_error(tmp_path):
+    path = tmp_path / "groups.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CatsplitError, match="groups file .* nested too deeply"):
+        read_json(path, "groups")
