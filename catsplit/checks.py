@@ -75,8 +75,26 @@ def label_keys(labels: Sequence[str]) -> list[str]:
     return list(map(str.casefold, map(" ".join, map(str.split, labels))))
 
 
+# Control characters (C0, DEL, C1 with NEL) and the line and paragraph separators: a label holding one
+# breaks every one-label-per-line file (Triton's labels.txt, --subs-file) and shifts the names of later columns.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_label_characters(labels: Sequence[str], what: str = "labels") -> None:
+    """No label holds a line break, tab or other control character (one C-level search on success)."""
+    if not _CONTROL.search("".join(labels)):
+        return
+    bad = [(i, lab) for i, lab in enumerate(labels) if _CONTROL.search(lab)]
+    shown = ", ".join(f"#{i}: {lab!r}" for i, lab in bad[:5])
+    raise CatsplitError(
+        f"{what} must not hold line breaks, tabs or other control characters; entries {shown}. "
+        "Write each label on one line, with spaces"
+    )
+
+
 def check_labels(labels: Sequence[str], what: str = "labels") -> tuple[str, ...]:
-    """Validate a label list: strings, non-empty after stripping, unique (also up to case/space)."""
+    """Validate a label list: strings, non-empty after stripping, no control characters, unique (also up to
+    case/space)."""
     check_label_texts(labels, what)
     try:
         "".join(labels).encode("utf-8")
@@ -86,6 +104,7 @@ def check_labels(labels: Sequence[str], what: str = "labels") -> tuple[str, ...]
         raise CatsplitError(f"{what} must be valid Unicode text; entries {shown} hold an unpaired surrogate") from None
     keys = label_keys(labels)
     if len(set(keys)) == len(keys):
+        check_label_characters(labels, what)  # after the collisions: "a\tb" and "a b" are reported as a pair
         return tuple(labels)
     seen: dict[str, str] = {}
     clashes = []
@@ -99,6 +118,7 @@ def check_labels(labels: Sequence[str], what: str = "labels") -> tuple[str, ...]
         raise CatsplitError(
             f"{what} must be unique, ignoring case and white space; these collide: {shown}. Rename one of each pair."
         )
+    check_label_characters(labels, what)
     return tuple(labels)
 
 

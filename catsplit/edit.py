@@ -18,6 +18,7 @@ from catsplit._version import __version__
 from catsplit.checks import (
     check_finite,
     check_groups,
+    check_label_characters,
     check_history,
     check_mode,
     check_seed,
@@ -179,6 +180,7 @@ def check_subs(head: Head, coarse: str, subs: Sequence[str]) -> list[str]:
     if isinstance(subs, str) or not isinstance(subs, Sequence):
         raise CatsplitError(f"subs must be a list of label strings, got {type(subs).__name__}")
     subs = [check_text(s, f"sub #{i}") for i, s in enumerate(subs)]
+    check_label_characters(subs, "subs")
     if len(subs) < 2:
         raise CatsplitError(f"a split needs at least 2 subs, got {len(subs)} ({subs}); to rename a class, edit its label")
     seen: dict[str, str] = {}

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from catsplit.checks import check_label_characters
 from catsplit.errors import CatsplitError
 from catsplit.io.keys import KEY_FORMAT, KEY_HEAD, KEY_HISTORY, KEY_LABELS, KEY_OUTPUT, ONNX_FORMAT_VERSION
 from catsplit.optional import require_onnx
@@ -173,6 +174,7 @@ def output_labels(meta: dict[str, str], where: str) -> list[str]:
         raise CatsplitError(f"{where}: metadata {KEY_LABELS!r} is not valid JSON ({exc})") from None
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise CatsplitError(f"{where}: metadata {KEY_LABELS!r} must be a JSON list of strings")
+    check_label_characters(labels, f"{where}: metadata {KEY_LABELS!r}")  # one label per line in Triton's labels.txt
     return labels
 
 

@@ -253,3 +253,26 @@ def test_plain_templates_still_pass():
     from catsplit.checks import check_templates
 
     assert check_templates(["a video of {}.", "{label}", "{{literal}} {0}"]) == ("a video of {}.", "{label}", "{{literal}} {0}")
+
+
+@pytest.mark.parametrize("bad", ["Pushing\nsomething", "Pushing\u2028something", "Pushing\tsomething", "Push\x85ing", "a\rb"])
+def test_labels_with_line_breaks_or_control_characters_are_refused_wherever_labels_enter(bad, tmp_path, encoder):
+    """A label with a line break shifted every later column's name in Triton's labels.txt."""
+    w = np.ones((2, 3), np.float32)
+    with pytest.raises(CatsplitError, match="line breaks, tabs or other control characters; entries #1"):
+        Head(weight=w, labels=["Lifting", bad])
+    head = Head(weight=np.eye(3, 4, dtype=np.float32), labels=["Pushing", "Lifting up", "Lifting down"])
+    with pytest.raises(CatsplitError, match="subs must not hold line breaks"):
+        catsplit.split(head, None, "Pushing", ["Pushing left", bad], method="coarse")
+    (tmp_path / "labels.json").write_text(json.dumps(["Lifting", bad]))
+    save_file({"weight": torch.ones(2, 3)}, str(tmp_path / "w.safetensors"))
+    with pytest.raises(CatsplitError, match="control characters"):
+        load_head(tmp_path / "w.safetensors", labels=tmp_path / "labels.json")
+
+
+def test_onnx_labels_with_a_line_break_are_refused_before_a_triton_labels_file_is_written():
+    from catsplit.export.graph import output_labels
+
+    with pytest.raises(CatsplitError, match="model.onnx: metadata 'catsplit.labels' must not hold line breaks"):
+        output_labels({"catsplit.labels": json.dumps(["a", "b\nc"])}, "model.onnx")
+    assert output_labels({"catsplit.labels": json.dumps(["a", "b c"])}, "model.onnx") == ["a", "b c"]
