@@ -22,6 +22,7 @@ import numpy as np
 from catsplit.checks import check_label_characters
 from catsplit.errors import CatsplitError
 from catsplit.io.keys import KEY_FORMAT, KEY_HEAD, KEY_HISTORY, KEY_LABELS, KEY_OUTPUT, ONNX_FORMAT_VERSION
+from catsplit.io.readers import parse_json
 from catsplit.optional import require_onnx
 
 # The metadata keys (catsplit/io/keys.py): KEY_LABELS holds the output columns in order, KEY_OUTPUT
@@ -168,10 +169,7 @@ def output_labels(meta: dict[str, str], where: str) -> list[str]:
     """The labels of the output columns, from a model's metadata."""
     if KEY_LABELS not in meta:
         raise CatsplitError(f"{where} has no {KEY_LABELS!r} metadata; export it with catsplit.export.to_onnx or edit_onnx")
-    try:
-        labels = json.loads(meta[KEY_LABELS])
-    except json.JSONDecodeError as exc:
-        raise CatsplitError(f"{where}: metadata {KEY_LABELS!r} is not valid JSON ({exc})") from None
+    labels = parse_json(meta[KEY_LABELS], f"{where}: metadata {KEY_LABELS!r}")
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise CatsplitError(f"{where}: metadata {KEY_LABELS!r} must be a JSON list of strings")
     check_label_characters(labels, f"{where}: metadata {KEY_LABELS!r}")  # one label per line in Triton's labels.txt
@@ -186,8 +184,8 @@ def head_from_model(model: Any, where: str) -> Any:
 
     meta = read_metadata(model)
     try:
-        desc = json.loads(meta[KEY_HEAD])
-        history = json.loads(meta.get(KEY_HISTORY, "[]"))
+        desc = parse_json(meta[KEY_HEAD], f"{where}: metadata {KEY_HEAD!r}")
+        history = parse_json(meta.get(KEY_HISTORY, "[]"), f"{where}: metadata {KEY_HISTORY!r}")
         inits = {t.name: t for t in model.graph.initializer}
 
         def tensor(key: str | None) -> np.ndarray | None:

@@ -15,11 +15,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from catsplit.checks import check_labels
 from catsplit.errors import CatsplitError
 from catsplit.export.exporter import MAX_BYTES
 from catsplit.io.atomic import atomic_path, check_destination
 from catsplit.export.graph import PREFIX, head_from_model, head_graph, head_metadata, read_metadata, set_metadata
 from catsplit.io.keys import KEY_HEAD, KEY_OUTPUT, ONNX_LABEL_KEYS
+from catsplit.io.readers import parse_json, read_labels
 from catsplit.optional import require_onnx
 
 
@@ -315,19 +317,14 @@ def _post_softmax(model: Any, output: str, where: str) -> Any:
 
 
 def _labels(src: Path, meta: dict[str, str], labels: Any) -> list[str]:
-    import json
-
-    from catsplit.checks import check_labels
-    from catsplit.io.readers import read_labels
-
     if labels is not None:
         return list(check_labels(read_labels(labels)))
     for key in ONNX_LABEL_KEYS:
         if key in meta:
             try:
-                value = json.loads(meta[key])
-            except json.JSONDecodeError as exc:
-                raise CatsplitError(f"{src}: metadata {key!r} is not valid JSON ({exc}); pass labels=") from None
+                value = parse_json(meta[key], f"{src}: metadata {key!r}")
+            except CatsplitError as exc:
+                raise CatsplitError(f"{exc}; pass labels=") from None
             return list(check_labels(value, f"{src} metadata {key!r}"))
     raise CatsplitError(
         f"{src} carries no labels in its metadata (looked for {list(ONNX_LABEL_KEYS)}); pass labels= "
@@ -336,11 +333,9 @@ def _labels(src: Path, meta: dict[str, str], labels: Any) -> list[str]:
 
 
 def _json_field(meta: dict[str, str], key: str) -> Any:
-    import json
-
     try:
-        return json.loads(meta[KEY_HEAD])[key]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        return parse_json(meta[KEY_HEAD], f"{KEY_HEAD!r} metadata")[key]
+    except (KeyError, TypeError) as exc:
         raise CatsplitError(f"damaged {KEY_HEAD!r} metadata ({type(exc).__name__}: {exc})") from None
 
 

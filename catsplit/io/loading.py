@@ -5,7 +5,6 @@ The catsplit layout is specified in spec/head-format.md (its write side is catsp
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -17,7 +16,7 @@ from catsplit.errors import CatsplitError
 from catsplit.head import Head, make_table
 from catsplit.io.checkpoint import CHECKPOINT_SUFFIXES, find_linear, float_tensor, read_checkpoint
 from catsplit.io.keys import FORMAT_VERSION, KEY_FORMAT, KEY_GROUPS, KEY_HISTORY, KEY_KIND, KEY_LABELS, KEY_SCALE, KEY_TABLES, KEY_TEMPLATES, OWN_KEYS
-from catsplit.io.readers import read_labels
+from catsplit.io.readers import parse_json, read_labels
 from catsplit.io.safetensors import SURROGATE_ESCAPE, SafetensorsReader, utf8_encodable
 
 if TYPE_CHECKING:
@@ -90,11 +89,9 @@ def load_from(
 def _json_meta(path: Path, meta: Mapping[str, str], key: str) -> Any:
     text = meta[key]
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CatsplitError(f"{path}: metadata {key!r} is not valid JSON ({exc}); the file is damaged") from None
-    except RecursionError:
-        raise CatsplitError(f"{path}: metadata {key!r} is JSON nested too deeply; the file is damaged") from None
+        value = parse_json(text, f"{path}: metadata {key!r}")
+    except CatsplitError as exc:
+        raise CatsplitError(f"{exc}; the file is damaged") from None
     if SURROGATE_ESCAPE.search(text) and not utf8_encodable(value):
         raise CatsplitError(
             f"{path}: metadata {key!r} holds an unpaired surrogate escape (\\ud800-\\udfff), which is not text; "

@@ -21,6 +21,23 @@ if TYPE_CHECKING:
 LABEL_SUFFIXES = {".json", ".txt"}
 
 
+def parse_json(text: str, what: str) -> Any:
+    """JSON text -> its value; anything Python's parser refuses is a CatsplitError naming `what`.
+
+    Besides malformed JSON that is nesting too deep for the parser (`[[[[...`) and integers of more than
+    4,300 digits (Python's limit on converting digit strings), which raise RecursionError and a plain
+    ValueError.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CatsplitError(f"{what} is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    except RecursionError:
+        raise CatsplitError(f"{what} is JSON nested too deeply to read") from None
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise CatsplitError(f"{what} holds a number Python cannot read ({exc})") from None
+
+
 def read_text(path: str | PathLike, what: str) -> str:
     """A small text file's content: UTF-8, a leading byte-order mark dropped (editors on Windows write one).
 
@@ -66,13 +83,7 @@ def read_labels(labels: Sequence[str] | Mapping[str, int] | str | PathLike) -> l
 
 def read_json(path: str | PathLike, what: str) -> Any:
     """A JSON file's content; a missing file or bad JSON is a CatsplitError naming `what` and the path."""
-    text = read_text(path, what)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CatsplitError(f"{what} file {Path(path)} is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise CatsplitError(f"{what} file {Path(path)} is JSON nested too deeply to read") from None
+    return parse_json(read_text(path, what), f"{what} file {Path(path)}")
 
 
 

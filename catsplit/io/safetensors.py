@@ -253,6 +253,8 @@ def _parse_header(path: Path, f: Any) -> tuple[dict[str, str], dict[str, _Entry]
         raise bad(f"the header is not valid JSON ({exc.msg} at character {exc.pos} of the header)") from None
     except RecursionError:
         raise bad("the header's JSON is nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits (Python's limit on digit strings)
+        raise bad(f"the header holds a number Python cannot read ({exc})") from None
     if not isinstance(header, dict):
         raise bad(f"the header is a JSON {type(header).__name__}, not an object")
     if SURROGATE_ESCAPE.search(text) and not utf8_encodable(header):

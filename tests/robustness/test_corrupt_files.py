@@ -318,3 +318,46 @@ def test_undo_tensors_of_the_wrong_shape_dtype_or_value(tmp_path, good):
     ]:
         save_file({**tensors, name: value}, str(p), metadata=meta)
         _refused(p, f"undo tensor {name!r}", needle)
+
+
+HUGE = "9" * 5000  # more digits than Python converts (its integer string limit is 4,300)
+
+
+def _forged(path, header: str) -> None:
+    raw = header.encode()
+    raw += b" " * (-len(raw) % 8)
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw)
+
+
+@pytest.mark.parametrize("where", ["shape", "offsets", "labels metadata"])
+def test_a_json_integer_of_more_than_4300_digits_is_a_catsplit_error(tmp_path, where):
+    """json.loads raises a plain ValueError for such integers (not a JSONDecodeError): it escaped load_head."""
+    path = tmp_path / "h.safetensors"
+    if where == "shape":
+        _forged(path, '{"weight":{"dtype":"F32","shape":[' + HUGE + ',2],"data_offsets":[0,0]}}')
+    elif where == "offsets":
+        _forged(path, '{"weight":{"dtype":"F32","shape":[0,2],"data_offsets":[0,' + HUGE + ']}}')
+    else:
+        meta = {"catsplit.format": "1", "catsplit.labels": "[" + HUGE + "]", "catsplit.kind": "linear"}
+        _forged(path, json.dumps({"__metadata__": meta, "weight": {"dtype": "F32", "shape": [0, 2], "data_offsets": [0, 0]}}))
+    with pytest.raises(CatsplitError, match="number Python cannot read"):
+        load_head(path)
+    with pytest.raises(CatsplitError, match="number Python cannot read"):
+        catsplit.split_file(path, tmp_path / "out.safetensors", None, "a", ["a 1", "a 2"], method="coarse")
+
+
+def test_a_labels_file_with_a_huge_integer_is_a_catsplit_error(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"weight": torch.ones(2, 3)}, str(tmp_path / "w.safetensors"))
+    (tmp_path / "labels.json").write_text('{"a": 0, "b": ' + HUGE + "}")
+    with pytest.raises(CatsplitError, match=r"labels file .*labels.json holds a number Python cannot read"):
+        load_head(tmp_path / "w.safetensors", labels=tmp_path / "labels.json")
+
+
+def test_onnx_label_metadata_with_a_huge_integer_is_a_catsplit_error():
+    pytest.importorskip("onnx")
+    from catsplit.export.graph import output_labels
+
+    with pytest.raises(CatsplitError, match="model.onnx: metadata 'catsplit.labels' holds a number Python cannot read"):
+        output_labels({"catsplit.labels": "[" + HUGE + "]"}, "model.onnx")
