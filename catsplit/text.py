@@ -37,7 +37,7 @@ def encode(encoder: TextEncoder, texts: Sequence[str]) -> np.ndarray:
         emb = np.asarray(out)
         if emb.dtype.kind not in "fiub":  # strings ("1.0" would convert), objects, complex numbers
             raise TypeError(f"dtype {emb.dtype}")
-        emb = emb.astype(np.float32, copy=False)
+        emb = _to_float32(emb)
     except (TypeError, ValueError) as exc:  # ragged lists: numpy's "inhomogeneous shape"
         raise CatsplitError(
             f"text encoder returned non-numeric or ragged output for {len(unique)} texts ({type(out).__name__}: "
@@ -51,13 +51,44 @@ def encode(encoder: TextEncoder, texts: Sequence[str]) -> np.ndarray:
     if not np.isfinite(emb).all():
         bad = [unique[i] for i in np.nonzero(~np.isfinite(emb).all(axis=1))[0][:3]]
         raise CatsplitError(f"text encoder returned NaN or inf for {bad}; check the encoder")
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    if (norms == 0).any():
-        bad = [unique[i] for i in np.nonzero(norms[:, 0] == 0)[0][:3]]
+    zero = ~emb.any(axis=1)
+    if zero.any():
+        bad = [unique[i] for i in np.nonzero(zero)[0][:3]]
         raise CatsplitError(f"text encoder returned an all-zero embedding for {bad}; check the encoder")
-    emb = emb / norms
+    emb = unit_rows(emb)
     index = {t: i for i, t in enumerate(unique)}
     return emb[[index[t] for t in texts]]
+
+
+def _to_float32(emb: np.ndarray) -> np.ndarray:
+    """The encoder's output as float32. Rows of a wider float type whose values float32 cannot hold are
+    divided by their largest value first: normalising makes the scale irrelevant, and casting would give inf
+    (or zeros, for values below float32's smallest normal number)."""
+    if emb.dtype.kind == "f" and emb.dtype.itemsize > 4 and emb.ndim == 2 and emb.size and np.isfinite(emb).all():
+        peak = np.abs(emb).max(axis=1)
+        f32 = np.finfo(np.float32)
+        huge = (peak > f32.max) | ((peak > 0) & (peak < f32.smallest_normal))  # inf, or zeros, once cast
+        if huge.any():
+            emb = emb.copy()
+            emb[huge] /= peak[huge, None]
+    return emb.astype(np.float32, copy=False)
+
+
+def unit_rows(emb: np.ndarray) -> np.ndarray:
+    """Rows divided by their L2 norm -> float32 [N, E]; rows must be finite and non-zero.
+
+    Rows whose float32 norm over- or underflows (entries beyond ~1e19 or below ~1e-19: their squares leave
+    float32's range, so the norm is inf or 0 and the row would come out as zeros or NaN) are scaled by their
+    largest entry first; every other row is divided as it is, bit for bit as before.
+    """
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):  # handled below
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)  # [N, 1]
+        out = emb / norms
+    bad = ~np.isfinite(norms[:, 0]) | (norms[:, 0] == 0)
+    if bad.any():
+        scaled = emb[bad] / np.abs(emb[bad]).max(axis=1, keepdims=True)
+        out[bad] = scaled / np.linalg.norm(scaled, axis=1, keepdims=True)
+    return out
 
 
 NEAR_DUPLICATE = 0.97  # cosine above which an encoder barely tells two different texts apart

@@ -133,3 +133,21 @@ def test_text_rows_are_a_text_heads_rows(encoder):
 
 def test_lower_first():
     assert lower_first("Pushing Something") == "pushing Something" and lower_first("") == "" and lower_first("x") == "x"
+
+
+@pytest.mark.parametrize("value, dtype", [(1e20, np.float32), (1e-25, np.float32), (1e300, np.float64), (1e-300, np.float64)])
+def test_embeddings_whose_norm_leaves_float32_come_out_as_unit_rows(value, dtype):
+    """Squares of 1e20 overflow float32: the norm was inf and the row came out all zeros, with no warning
+    (and 1e-25 underflowed to an 'all-zero embedding' error; float64 1e300 became inf when cast)."""
+    import warnings
+
+    enc = lambda texts: np.array([[value, value, 0.0], [1.0, 2.0, 2.0]][: len(texts)], dtype=dtype)  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy overflow warning either
+        emb = encode(enc, ["a", "b"])
+    np.testing.assert_allclose(emb, [[2 ** -0.5, 2 ** -0.5, 0.0], [1 / 3, 2 / 3, 2 / 3]], rtol=1e-6)
+
+
+def test_ordinary_embeddings_are_normalised_exactly_as_before():
+    rows = np.random.default_rng(0).standard_normal((5, 7)).astype(np.float32)
+    np.testing.assert_array_equal(encode(lambda t: rows[: len(t)], list("abcde")), rows / np.linalg.norm(rows, axis=1, keepdims=True))
