@@ -16,6 +16,7 @@ from typing import Any
 
 from catsplit.errors import CatsplitError
 from catsplit.export.graph import output_labels, read_metadata
+from catsplit.io.atomic import rename_new, swap_in
 from catsplit.optional import require_onnx
 
 INSTANCES = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
@@ -99,13 +100,15 @@ def triton(
         (staging / "labels.txt").write_text("".join(f"{lab}\n" for lab in labels), encoding="utf-8")
         (staging / "config.pbtxt").write_text(config, encoding="utf-8")
         os.chmod(staging, 0o755)
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".old", dir=repo))
-            os.replace(final, old / name)
-            os.replace(staging, final)
-            shutil.rmtree(old)
+        if overwrite:
+            old = swap_in(staging, final)  # one atomic exchange where the system has it: final is never missing
+            if old is not None:
+                shutil.rmtree(old)
         else:
-            os.replace(staging, final)
+            try:
+                rename_new(staging, final)  # refuses a folder that appeared since the check above
+            except FileExistsError:
+                raise CatsplitError(f"{final} exists; choose another name or pass overwrite=True (CLI: --overwrite)") from None
     finally:
         if staging.exists():
             shutil.rmtree(staging)

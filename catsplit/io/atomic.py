@@ -128,3 +128,61 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# --- folders: rename without replacing, swap in one step -----------------------------------------
+# os.replace/os.rename put a folder over an *empty* folder without a word, and replacing a non-empty one
+# takes two renames (a crash between them leaves neither). Linux's renameat2 does both in one step:
+# RENAME_NOREPLACE fails if the target appeared meanwhile, RENAME_EXCHANGE swaps two paths atomically.
+_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
+_AT_FDCWD = -100
+_RENAMEAT2: list = [None]  # libc's renameat2 once looked up, or False where there is none
+
+
+def _renameat2(src: Path, dst: Path, flags: int) -> bool:
+    """renameat2(src, dst, flags): True when done, False where the system has no renameat2; OSError on failure."""
+    if _RENAMEAT2[0] is None:
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).renameat2
+            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+            _RENAMEAT2[0] = (fn, ctypes)
+        except (OSError, AttributeError, ImportError):
+            _RENAMEAT2[0] = False
+    if not _RENAMEAT2[0]:
+        return False
+    fn, ctypes = _RENAMEAT2[0]
+    if fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (38, 22, 95):  # ENOSYS, EINVAL (flag unknown to the file system), EOPNOTSUPP: not here
+        return False
+    raise OSError(err, os.strerror(err), str(dst))
+
+
+def rename_new(src: Path, dst: Path) -> None:
+    """Rename the folder `src` to `dst`, which must not exist: FileExistsError if it does, even when it
+    appears at the last moment (elsewhere than Linux: checked just before an ordinary rename)."""
+    if _renameat2(src, dst, _RENAME_NOREPLACE):
+        return
+    if os.path.lexists(dst):
+        raise FileExistsError(17, "File exists", str(dst))
+    os.rename(src, dst)
+
+
+def swap_in(new: Path, dst: Path) -> Path | None:
+    """Put the folder `new` at `dst`, keeping what was there: returns where the old folder now is (for the
+    caller to delete), or None when `dst` did not exist. On Linux one atomic exchange: `dst` is never missing."""
+    if not os.path.lexists(dst):
+        try:
+            rename_new(new, dst)
+            return None
+        except FileExistsError:  # appeared meanwhile: exchange with it
+            pass
+    if _renameat2(new, dst, _RENAME_EXCHANGE):
+        return new  # the old folder now has the new one's temporary name
+    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
+    os.replace(dst, old / dst.name)  # two renames: a crash between them leaves the old one in `old`
+    os.replace(new, dst)
+    return old

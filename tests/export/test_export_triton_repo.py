@@ -124,3 +124,30 @@ def test_triton_escapes_tensor_names(tmp_path, edited_heads):
     folder = export.triton(path, tmp_path / "repo", name="m-1.0", max_batch_size=4)
     line = next(t.strip() for t in (folder / "config.pbtxt").read_text().splitlines() if t.strip().startswith("name: \"features"))
     assert text_format.Parse(line, TensorProto()).name == odd  # read back by protobuf's own text-format parser
+
+
+def test_triton_without_overwrite_refuses_a_model_folder_that_appears_while_it_writes(tmp_path, head_model, monkeypatch):
+    """The check before writing is not enough: a folder made meanwhile (3 of 40 racing trials) was replaced."""
+    import shutil
+
+    from catsplit.export import triton_repo
+
+    real_copy = shutil.copyfile
+
+    def copy_while_another_process_creates_the_folder(src, dst):
+        (tmp_path / "repo" / "clf").mkdir()  # empty, as a racing writer's first step
+        return real_copy(src, dst)
+
+    monkeypatch.setattr(triton_repo.shutil, "copyfile", copy_while_another_process_creates_the_folder)
+    with pytest.raises(CatsplitError, match="clf exists"):
+        export.triton(head_model, tmp_path / "repo", name="clf", max_batch_size=4)
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["clf"]  # the other folder kept, no temp left
+    assert list((tmp_path / "repo" / "clf").iterdir()) == []
+
+
+def test_triton_overwrite_swaps_the_model_folder_in_and_leaves_nothing_behind(tmp_path, head_model):
+    first = export.triton(head_model, tmp_path / "repo", name="clf", max_batch_size=4)
+    (first / "stale.txt").write_text("from the old version")
+    again = export.triton(head_model, tmp_path / "repo", name="clf", max_batch_size=8, overwrite=True)
+    assert again == first and not (again / "stale.txt").exists() and "max_batch_size: 8" in (again / "config.pbtxt").read_text()
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["clf"]

@@ -94,3 +94,35 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
     os.chmod(tmp_path / "h.safetensors", 0o640)
     head.save(tmp_path / "h.safetensors", overwrite=True)
     assert (tmp_path / "h.safetensors").stat().st_mode & 0o777 == 0o640
+
+
+@pytest.mark.parametrize("renameat2", [True, False], ids=["renameat2", "fallback"])
+def test_rename_new_never_replaces_a_folder_that_exists_even_an_empty_one(tmp_path, monkeypatch, renameat2):
+    from catsplit.io.atomic import rename_new
+
+    if not renameat2:
+        monkeypatch.setattr("catsplit.io.atomic._RENAMEAT2", [False])  # as on a system without renameat2
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "f").write_text("new")
+    (tmp_path / "taken").mkdir()  # os.rename would put "new" over this empty folder without a word
+    with pytest.raises(FileExistsError):
+        rename_new(tmp_path / "new", tmp_path / "taken")
+    assert list((tmp_path / "taken").iterdir()) == [] and (tmp_path / "new" / "f").read_text() == "new"
+    rename_new(tmp_path / "new", tmp_path / "free")
+    assert (tmp_path / "free" / "f").read_text() == "new" and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("renameat2", [True, False], ids=["renameat2", "fallback"])
+def test_swap_in_replaces_a_folder_and_hands_back_the_old_one(tmp_path, monkeypatch, renameat2):
+    from catsplit.io.atomic import swap_in
+
+    if not renameat2:
+        monkeypatch.setattr("catsplit.io.atomic._RENAMEAT2", [False])
+    for name, text in (("new", "new"), ("model", "old")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_text(text)
+    old = swap_in(tmp_path / "new", tmp_path / "model")
+    assert (tmp_path / "model" / "f").read_text() == "new"
+    assert old is not None and any(p.read_text() == "old" for p in old.rglob("f"))
+    (tmp_path / "next").mkdir()
+    assert swap_in(tmp_path / "next", tmp_path / "fresh") is None and (tmp_path / "fresh").is_dir()
