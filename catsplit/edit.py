@@ -32,7 +32,6 @@ from catsplit.encoders import default_text_encoder
 from catsplit.errors import CatsplitError
 from catsplit.gate import gated
 from catsplit.head import Head, Table
-from catsplit.methods.base import Ties
 from catsplit.methods.context import SplitContext
 from catsplit.methods.registry import gate_methods, get_method
 from catsplit.structure import sub_modifiers
@@ -92,7 +91,6 @@ class PlannedSplit(NamedTuple):
     method: str
     mode: str
     details: dict[str, Any]  # the method's report (and the gate's), for the edit record
-    ties: Ties  # subs the encoder cannot tell apart (already warned about)
 
 
 def plan_split(
@@ -150,7 +148,7 @@ def plan_split(
     if gate is not None:
         new_rows, details["gate"] = gated(ctx, new_rows, float(gate))
     rows = torch.from_numpy(np.ascontiguousarray(new_rows))
-    return PlannedSplit(ctx, rows, spec.name, mode, details, result.ties)
+    return PlannedSplit(ctx, rows, spec.name, mode, details)
 
 
 def method_settings(name: str, config_type: type | None, config: Any) -> Any:

@@ -151,7 +151,7 @@ def with_templates(encoder: TextEncoder, labels: Sequence[str], templates: Seque
     templates = check_templates(templates)
     prompts = [t.replace("{label}", "{}").format(lab) for lab in labels for t in templates]
     emb = encode(encoder, prompts).reshape(len(labels), len(templates), -1).mean(axis=1)  # [N, E]
-    return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    return unit_rows(emb)
 
 
 class CachedEncoder:

@@ -12,7 +12,7 @@ from typing import Any
 
 from catsplit.checks import MODES
 from catsplit.errors import CatsplitError
-from catsplit.io.readers import read_lines
+from catsplit.io.readers import read_json, read_lines
 from catsplit.methods.registry import METHODS
 
 HEAD_HELP = "head file: catsplit .safetensors, or any safetensors / PyTorch checkpoint with --key"
@@ -112,8 +112,6 @@ def read_subs(args: argparse.Namespace) -> list[str]:
 
 def read_json_option(path: str | None, what: str) -> Any:
     """The JSON file an option names (e.g. --modifiers), or None when it was not given."""
-    from catsplit.io.readers import read_json
-
     return None if path is None else read_json(path, what)
 
 

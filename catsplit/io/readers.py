@@ -67,9 +67,7 @@ def read_labels(labels: Sequence[str] | Mapping[str, int] | str | PathLike) -> l
     if isinstance(labels, str) and not Path(labels).is_file() and Path(labels).suffix.lower() not in LABEL_SUFFIXES:
         raise CatsplitError(f"labels={labels!r}: give a list of labels or the path of a .json or .txt labels file")
     if isinstance(labels, (str, os.PathLike)):
-        p = Path(labels)
-        if not p.is_file():
-            raise CatsplitError(f"labels file {p} not found")
+        p = Path(labels)  # a missing file: read_text's error
         if p.suffix.lower() == ".json":
             data = read_json(p, "labels")
             if isinstance(data, dict):  # {label: index}, as the paper's labels.json
@@ -84,7 +82,6 @@ def read_labels(labels: Sequence[str] | Mapping[str, int] | str | PathLike) -> l
 def read_json(path: str | PathLike, what: str) -> Any:
     """A JSON file's content; a missing file or bad JSON is a CatsplitError naming `what` and the path."""
     return parse_json(read_text(path, what), f"{what} file {Path(path)}")
-
 
 
 def read_clips(features: str | Path, labels: str | Path | None = None) -> tuple[np.ndarray, list[Any] | None]:
@@ -148,8 +145,6 @@ def read_clips(features: str | Path, labels: str | Path | None = None) -> tuple[
 
 def _read_clip_labels(path: Path) -> list[Any]:
     """A JSON list (strings or integer indices) or one label per line."""
-    if not path.is_file():
-        raise CatsplitError(f"labels file {path} not found")
     if path.suffix.lower() == ".json":
         data = read_json(path, "labels")
         if not isinstance(data, list):
