@@ -235,6 +235,17 @@ def check_mode(mode: object) -> str:
     return mode  # type: ignore[return-value]
 
 
+ORDERS = ("append", "keep")  # where a split puts the subs in the output label space (spec/edit-semantics.md §6)
+
+
+def check_order(order: object) -> str:
+    """A split order: 'append' (the coarse label's column removed, the subs appended) or 'keep' (the first
+    sub takes the coarse label's column, the others are appended: no other label changes index)."""
+    if order not in ORDERS:
+        raise CatsplitError(f"unknown order {order!r}; choose 'append' (the default) or 'keep' (no other class changes index)")
+    return order  # type: ignore[return-value]
+
+
 def without_label(groups: Groups, label: str) -> Groups:
     """`groups` with `label` dropped from every group (and groups left empty dropped): still Groups, since
     every remaining member is still a label of the head the groups were checked against."""

@@ -2,6 +2,8 @@
 
 Flat: the coarse row is removed from its table and the k sub rows appended to that table.
 Hierarchical: the coarse row stays (as the gate) and the sub rows form a new table.
+order="keep": the first sub takes the coarse label's row (flat) and its output column (both modes),
+the other subs are appended, so no other label changes index.
 Every split appends one record to `head.history`; flat splits also keep the removed row as
 tensors `undo.<n>.weight` / `undo.<n>.bias`. unsplit reverses the latest split exactly.
 """
@@ -21,6 +23,7 @@ from catsplit.checks import (
     check_label_characters,
     check_history,
     check_mode,
+    check_order,
     check_seed,
     check_text,
     label_key,
@@ -52,6 +55,7 @@ def split(
     seed: int = 0,
     config: SplitConfig | None = None,
     gate: float | None = None,
+    order: str = "append",
 ) -> Head:
     """Split label `coarse` of `head` into the labels `subs`, zero-shot. The input is not modified.
 
@@ -73,12 +77,15 @@ def split(
         gate: sigma of the similarity gate (after MoTE), retrieval and alignment only: each edit
             w_c + delta becomes w_c + lambda * delta with lambda = exp(-(1 - s) / sigma), s = the best
             cosine similarity of the sub's modifier text to the dictionary's modifiers.
+        order: "append" (default): the old labels without `coarse` keep their order and the subs come
+            after them; "keep": the first sub takes `coarse`'s index (its row and output column) and
+            the others are appended, so no other label changes index.
     Returns:
         a new `Head` whose labels are the old ones without `coarse`, plus `subs`.
     """
     plan = plan_split(
         head, text_encoder, coarse, subs, method=method, mode=mode, modifiers=modifiers, groups=groups, seed=seed,
-        config=config, gate=gate,
+        config=config, gate=gate, order=order,
     )
     return apply_split(head, plan)
 
@@ -91,6 +98,7 @@ class PlannedSplit(NamedTuple):
     method: str
     mode: str
     details: dict[str, Any]  # the method's report (and the gate's), for the edit record
+    order: str = "append"  # "append" or "keep": where the subs go in the output label space
 
 
 def plan_split(
@@ -106,12 +114,14 @@ def plan_split(
     seed: int = 0,
     config: SplitConfig | None = None,
     gate: float | None = None,
+    order: str = "append",
 ) -> PlannedSplit:
     """`split`'s checks and its method: the new rows, with nothing assembled. Arguments as for `split`."""
     if not isinstance(head, Head):
         raise CatsplitError(f"split needs a catsplit.Head, got {type(head).__name__}; use catsplit.load_head(...)")
     spec = get_method(method)
     mode = check_mode(mode)
+    order = check_order(order)
     seed = check_seed(seed)
     subs = check_subs(head, coarse, subs)
     method_config = method_settings(spec.name, spec.config, config)
@@ -148,7 +158,7 @@ def plan_split(
     if gate is not None:
         new_rows, details["gate"] = gated(ctx, new_rows, float(gate))
     rows = torch.from_numpy(np.ascontiguousarray(new_rows))
-    return PlannedSplit(ctx, rows, spec.name, mode, details)
+    return PlannedSplit(ctx, rows, spec.name, mode, details, order)
 
 
 def method_settings(name: str, config_type: type | None, config: Any) -> Any:
@@ -229,8 +239,13 @@ def apply_split(
         "modifiers": dict(zip(ctx.subs, ctx.sub_modifiers)),
         "table": ti,
         "row": r,
-        "catsplit": __version__,
     }
+    keep = plan.order == "keep"
+    if keep:
+        record["order"] = "keep"
+    if keep or head.output_order is not None:  # where unsplit puts `coarse` back in an explicit output order
+        record["column"] = head.labels.index(ctx.coarse)
+    record["catsplit"] = __version__
     if plan.details:
         record["details"] = plan.details
     history = head.history
@@ -239,9 +254,14 @@ def apply_split(
     groups = head.groups
     if mode == "flat":
         w, b = table.weight, table.bias
-        new_w = concat([w[:r], w[r + 1 :], rows])  # [C - 1 + k, D]
-        new_b = concat([b[:r], b[r + 1 :], sub_bias]) if b is not None else None
-        labels = table.labels[:r] + table.labels[r + 1 :] + tuple(ctx.subs)
+        if keep:  # the first sub in the coarse row's place, the others after the table's rows
+            new_w = concat([w[:r], rows[:1], w[r + 1 :], rows[1:]])  # [C - 1 + k, D]
+            new_b = concat([b[:r], sub_bias[:1], b[r + 1 :], sub_bias[1:]]) if b is not None else None
+            labels = table.labels[:r] + (ctx.subs[0],) + table.labels[r + 1 :] + tuple(ctx.subs[1:])
+        else:
+            new_w = concat([w[:r], w[r + 1 :], rows])  # [C - 1 + k, D]
+            new_b = concat([b[:r], b[r + 1 :], sub_bias]) if b is not None else None
+            labels = table.labels[:r] + table.labels[r + 1 :] + tuple(ctx.subs)
         tables[ti] = Table(weight=new_w, bias=new_b, labels=labels, parent=table.parent)
         key = f"undo.{len(history)}"
         undo[f"{key}.weight"] = w[r : r + 1].clone()
@@ -258,7 +278,29 @@ def apply_split(
     # earlier records are the head's own Records: neither is checked again. The new record is (frozen, and
     # JSON-checked: a method's details could hold anything), which costs one record, not the whole history.
     new_record = check_history((record,), "the new edit record")
-    return head.evolve(tables=tuple(tables), undo=undo, groups=groups, history=history + new_record)
+    return head.evolve(
+        tables=tuple(tables), undo=undo, groups=groups, history=history + new_record,
+        output_order=split_output_order(head, ctx.coarse, ctx.subs, plan.order),
+    )
+
+
+def split_output_order(head: Head, coarse: str, subs: Sequence[str], order: str) -> tuple[str, ...] | None:
+    """The output labels after a split, or None where they follow the tables (every "append" split of a head
+    whose labels follow its tables: the default's order, as before "keep" existed).
+
+    keep: `coarse`'s column goes to the first sub, the others are appended. append, in a head with an
+    explicit order: `coarse`'s column is removed and the subs are appended. `Head` turns an order equal
+    to the tables' own back into None.
+    """
+    if order == "append" and head.output_order is None:
+        return None
+    out = list(head.labels)
+    j = out.index(coarse)
+    if order == "keep":
+        out[j : j + 1] = subs[:1]
+        return tuple(out) + tuple(subs[1:])
+    del out[j]
+    return tuple(out) + tuple(subs)
 
 
 _SAME_WIDTH_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
@@ -311,19 +353,28 @@ def unsplit(head: Head, coarse: str) -> Head:
 
 def _undo(head: Head, last: dict, coarse: str) -> Head:
     ti, r, k = last["table"], last["row"], len(last["subs"])
+    subs = list(last["subs"])
+    keep = last.get("order", "append") == "keep"
     tables = list(head.tables)
     undo = dict(head.undo)
     groups = None if head.groups is None else dict(head.groups)  # checked again: a group may name a sub this undo removes
     if last["mode"] == "flat":
         t = tables[ti]
-        n = t.weight.shape[0] - k  # rows before the subs
         w_row = undo.pop(f"{last['undo']}.weight")
         b_row = undo.pop(f"{last['undo']}.bias", None)
         if w_row.shape != (1, t.weight.shape[1]) or w_row.dtype != t.weight.dtype or (t.bias is not None) != (b_row is not None):
             raise ValueError(f"undo tensors of shape {tuple(w_row.shape)} do not fit the table")
-        w = concat_rows([t.weight[:r], w_row, t.weight[r:n]])
-        b = concat_rows([t.bias[:r], b_row, t.bias[r:n]]) if t.bias is not None and b_row is not None else None
-        labels = t.labels[:r] + (coarse,) + t.labels[r:n]
+        if keep:  # the first sub holds row r, the others are the table's last k - 1 rows
+            n = t.weight.shape[0] - (k - 1)
+            if t.labels[r] != subs[0] or list(t.labels[n:]) != subs[1:]:
+                raise ValueError(f"row {r} and the last {k - 1} rows of table {ti} are not the subs {subs}")
+            after = slice(r + 1, n)
+        else:
+            n = t.weight.shape[0] - k  # rows before the subs
+            after = slice(r, n)
+        w = concat_rows([t.weight[:r], w_row, t.weight[after]])
+        b = concat_rows([t.bias[:r], b_row, t.bias[after]]) if t.bias is not None and b_row is not None else None
+        labels = t.labels[:r] + (coarse,) + t.labels[after]
         tables[ti] = Table(weight=w, bias=b, labels=labels, parent=t.parent)
         if "groups_before" in last:
             groups = last["groups_before"]
@@ -331,4 +382,23 @@ def _undo(head: Head, last: dict, coarse: str) -> Head:
         if not (0 < last["sub_table"] == len(tables) - 1 and tables[-1].parent == coarse):
             raise ValueError(f"sub_table {last['sub_table']} is not the latest sub-head of {coarse!r}")
         tables.pop()
-    return head.evolve(tables=tuple(tables), undo=undo, groups=groups, history=head.history[:-1])
+    return head.evolve(
+        tables=tuple(tables), undo=undo, groups=groups, history=head.history[:-1],
+        output_order=unsplit_output_order(head, last, coarse),
+    )
+
+
+def unsplit_output_order(head: Head, last: Mapping[str, Any], coarse: str) -> tuple[str, ...] | None:
+    """The output labels before the split `last` recorded (None: they followed the tables).
+
+    A split that changed an explicit order, or made one (keep), recorded `coarse`'s column before it.
+    """
+    if "column" not in last:
+        return None
+    subs = set(last["subs"])
+    out = [lab for lab in head.labels if lab not in subs]
+    column = last["column"]
+    if isinstance(column, bool) or not isinstance(column, int) or not 0 <= column <= len(out):
+        raise ValueError(f"column {column!r} is outside the {len(out) + 1} labels before the split")
+    out.insert(column, coarse)
+    return tuple(out)

@@ -5,7 +5,8 @@ split adds one table whose rows are the subs of a gate label (the coarse class, 
 row of its own table). Flat heads have exactly one table and are a plain linear layer.
 
 The output label space (`Head.labels`) is every label of every table that is not a gate,
-table by table, in row order. Probabilities:
+table by table, in row order, unless `output_order` gives another order (splits with
+order="keep" do, so that no other label changes index). Probabilities:
     p(y)   = softmax(base logits)_y                    for base labels
     p(s_j) = p(gate) * softmax(sub-table logits)_j     for the rows of a sub-table
 `Head.logits` returns log-probabilities for hierarchical heads, so `softmax(logits)` is `p`.
@@ -114,6 +115,8 @@ class Head:
     kind: str = "linear"  # "linear" | "text" (rows are text embeddings, cosine logits)
     scale: float | None = None  # logit scale of text heads
     templates: tuple[str, ...] | None = None  # prompt templates of text heads ("a video of {}.")
+    # The output labels in order when that is not table by table (after order="keep" splits); None otherwise.
+    output_order: tuple[str, ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         from_tables = bool(self.tables)
@@ -130,7 +133,12 @@ class Head:
         set_(self, "tables", tables)
         set_(self, "weight", base.weight)
         set_(self, "bias", base.bias)
-        set_(self, "labels", tuple(lab for t in tables for lab in t.labels if lab not in gates))
+        by_tables = tuple(lab for t in tables for lab in t.labels if lab not in gates)
+        order = None
+        if self.output_order is not None:
+            order = check_output_order(self.output_order, by_tables, single_table=len(tables) == 1)
+        set_(self, "output_order", order)
+        set_(self, "labels", order or by_tables)
         # The same rules load_head applies, so that every head saves and loads back (spec/head-format.md §4).
         # A history of Records and the Groups of a head built from tables were checked when they were made
         # (see catsplit.checks) and are kept as they are: an edit costs its own record, not the whole history.
@@ -267,7 +275,8 @@ class Head:
         if set(self.undo) != set(other.undo) or not all(_same_bits(self.undo[k], other.undo[k]) for k in self.undo):
             return False
         return (
-            _json(self.groups) == _json(other.groups)
+            self.output_order == other.output_order
+            and _json(self.groups) == _json(other.groups)
             and _json(list(self.history)) == _json(list(other.history))
             and self.metadata == other.metadata
             and (self.kind, self.scale, self.templates) == (other.kind, other.scale, other.templates)
@@ -309,6 +318,31 @@ def table_scores(
     if kind == "text" and scale is not None:
         z = z * scale
     return z + bias if bias is not None else z
+
+
+def check_output_order(order: Any, by_tables: tuple[str, ...], *, single_table: bool = False) -> tuple[str, ...] | None:
+    """An explicit output order: the labels `by_tables` (table by table, gates left out) in another order.
+
+    Returns it as a tuple, or None when it is the tables' own order (so that equal heads hold equal values).
+    """
+    if isinstance(order, str) or not isinstance(order, Sequence) or not all(isinstance(x, str) for x in order):
+        raise CatsplitError(f"output_order must be a list of the head's output labels, got {type(order).__name__}")
+    order = tuple(order)
+    if order == by_tables:
+        return None
+    if len(order) != len(by_tables) or set(order) != set(by_tables):
+        missing = sorted(set(by_tables) - set(order))[:5]
+        extra = sorted(set(order) - set(by_tables))[:5]
+        raise CatsplitError(
+            f"output_order must list every output label once (missing {missing}, not output labels {extra}, "
+            f"{len(order)} entries for {len(by_tables)} labels)"
+        )
+    if single_table:
+        raise CatsplitError(
+            "output_order differs from the row order of a head with one table; a flat head is a plain linear layer, "
+            "whose outputs are its rows: reorder the rows instead"
+        )
+    return order
 
 
 def check_tables(tables: Sequence[Table]) -> None:

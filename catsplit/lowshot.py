@@ -91,16 +91,16 @@ def finetune(
         x, names = x[torch.from_numpy(keep)], [names[i] for i in keep]
     if not any(n in subs for n in names):
         raise CatsplitError(f"no training clip is labelled with a sub of the split ({subs}); nothing to learn")
-    out_index = {lab: i for i, lab in enumerate(head.labels)}
-    y = torch.tensor([out_index[n] for n in names], dtype=torch.long)  # [N]
-
     ti = rec["table"] if rec["mode"] == "flat" else rec["sub_table"]
     table = head.tables[ti]
-    k = len(subs)
-    first = table.weight.shape[0] - k if rec["mode"] == "flat" else 0  # the sub rows of that table
-    w0 = table.weight[first:].to(torch.float32)
-    b0 = table.bias[first:].to(torch.float32) if table.bias is not None else None
+    try:  # the split's rows, found by the record's subs: the table's last k rows (order "append") or not ("keep")
+        rows = torch.tensor([table.row(s) for s in subs], dtype=torch.long)  # [k]
+    except ValueError:
+        raise CatsplitError(f"the latest edit record names subs {subs} that are not rows of table {ti}; the head is damaged") from None
+    w0 = table.weight[rows].to(torch.float32)
+    b0 = table.bias[rows].to(torch.float32) if table.bias is not None else None
     scores = SubRowScores(head, x)  # what does not depend on the trainable rows, computed once
+    y = scores.targets(names)  # [N]
     w = w0.clone().requires_grad_()
     b = b0.clone().requires_grad_() if b0 is not None else None
     params = [w] + ([b] if b is not None else [])
@@ -132,9 +132,13 @@ def finetune(
         if stopper.stop:
             break
     bar.close()
-    new_w = torch.cat([table.weight[:first], best_w.to(head.dtype)])
-    new_b = torch.cat([table.bias[:first], best_b.to(head.dtype)]) if table.bias is not None else None
-    check_finite(new_w[first:], "fine-tuned rows that", subs)
+    check_finite(best_w.to(head.dtype), "fine-tuned rows that", subs)
+    new_w = table.weight.clone()  # every other row's bits as they were
+    new_w[rows] = best_w.to(head.dtype)
+    new_b = None
+    if table.bias is not None:
+        new_b = table.bias.clone()
+        new_b[rows] = best_b.to(head.dtype)
     tables = list(head.tables)
     tables[ti] = Table(weight=new_w, bias=new_b, labels=table.labels, parent=table.parent)
     rec = dict(rec)  # the new record: the old one with a finetune entry (Head freezes it)
@@ -149,23 +153,34 @@ class SubRowScores:
     """The scores `finetune` trains on: everything but the latest split's sub rows is frozen, so its part
     of the logits (flat) or log-probabilities (hierarchical) is computed once, for all clips `x` [N, D].
 
-    The latest split's subs are always the last k output labels here: a flat split of a flat head
-    appends them to its only table, and a hierarchical split's sub-head is the last table.
+    The columns are the other output labels in their order, then the latest split's subs in theirs
+    (`targets` numbers the clips' labels the same way), wherever the split put the subs (order
+    "append": the last k output labels; "keep": the first in the coarse label's column).
     """
 
     def __init__(self, head: Head, x: torch.Tensor) -> None:
         rec = head.latest_record()
         self.head, self.x, self.hierarchical = head, x, rec["mode"] == "hierarchical"
+        subs = set(rec["subs"])
+        self.columns = [lab for lab in head.labels if lab not in subs] + list(rec["subs"])  # the scores' labels
         with torch.no_grad():
             if not self.hierarchical and head.is_hierarchical:
                 raise CatsplitError("finetune of a flat split inside a hierarchical head is not supported; fine-tune before adding hierarchical splits")
-            n_others = head.num_classes - len(rec["subs"])
-            self.others = head.scores(x)[:, :n_others]  # [N, C - k]
+            others = [i for i, lab in enumerate(head.labels) if lab not in subs]
+            scores = head.scores(x)
+            # The last k columns (order "append") are cut off as before; otherwise the others are gathered.
+            tail = others == list(range(len(others)))
+            self.others = scores[:, : len(others)] if tail else scores[:, torch.tensor(others, dtype=torch.long)]  # [N, C - k]
             if self.hierarchical:
                 ti, r = head.locate(rec["coarse"])
                 if ti != 0:
                     raise CatsplitError("finetune of a nested hierarchical split is not supported")
                 self.log_gate = torch.log_softmax(head.table_logits(x).double(), dim=-1)[:, r].float()  # [N]
+
+    def targets(self, names: Sequence[str]) -> torch.Tensor:
+        """The clips' labels as indices into the scores' columns -> int64 [N]."""
+        index = {lab: i for i, lab in enumerate(self.columns)}
+        return torch.tensor([index[n] for n in names], dtype=torch.long)
 
     def __call__(self, idx: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
         """Scores over the output labels, in order, for the clips `idx` with sub rows `w` [k, D] and biases `b` [k]

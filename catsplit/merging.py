@@ -71,7 +71,7 @@ def merge(heads: Sequence[Head], *, logits: Sequence[float] | None = None, tau: 
     for i, h in enumerate(heads[1:], 1):
         shape_ref = [(t.labels, t.parent, tuple(t.weight.shape), t.bias is None) for t in ref.tables]
         shape_h = [(t.labels, t.parent, tuple(t.weight.shape), t.bias is None) for t in h.tables]
-        if shape_h != shape_ref or h.dtype != ref.dtype or h.kind != ref.kind:
+        if shape_h != shape_ref or h.labels != ref.labels or h.dtype != ref.dtype or h.kind != ref.kind:
             only_ref = sorted(set(ref.labels) - set(h.labels))[:5]
             only_h = sorted(set(h.labels) - set(ref.labels))[:5]
             raise CatsplitError(

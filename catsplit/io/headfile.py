@@ -22,6 +22,7 @@ from catsplit.io.keys import (
     KEY_HISTORY,
     KEY_KIND,
     KEY_LABELS,
+    KEY_ORDER,
     KEY_SCALE,
     KEY_TABLES,
     KEY_TEMPLATES,
@@ -43,6 +44,7 @@ class HeadParts(Protocol):
     kind: str
     scale: float | None
     templates: Sequence[str] | None
+    output_order: Sequence[str] | None
 
 
 # --- writing -----------------------------------------------------------------------------
@@ -69,6 +71,8 @@ def head_tensors(head: HeadParts) -> tuple[dict[str, torch.Tensor], dict[str, st
         meta[KEY_TEMPLATES] = json.dumps(list(head.templates), ensure_ascii=False)
     if tables_meta:
         meta[KEY_TABLES] = json.dumps(tables_meta, ensure_ascii=False)
+    if head.output_order is not None:
+        meta[KEY_ORDER] = json.dumps(list(head.output_order), ensure_ascii=False)
     if head.groups is not None:
         meta[KEY_GROUPS] = json.dumps(head.groups, ensure_ascii=False)
     if head.history:

@@ -11,7 +11,8 @@ KEY_HISTORY = "catsplit.history"  # the head's edit records (JSON list)
 KEY_KIND = "catsplit.kind"
 KEY_SCALE = "catsplit.scale"
 KEY_TEMPLATES = "catsplit.templates"
-OWN_KEYS = {KEY_FORMAT, KEY_LABELS, KEY_TABLES, KEY_GROUPS, KEY_HISTORY, KEY_KIND, KEY_SCALE, KEY_TEMPLATES}
+KEY_ORDER = "catsplit.order"  # the output labels in order, when they do not follow the tables (order="keep" splits)
+OWN_KEYS = {KEY_FORMAT, KEY_LABELS, KEY_TABLES, KEY_GROUPS, KEY_HISTORY, KEY_KIND, KEY_SCALE, KEY_TEMPLATES, KEY_ORDER}
 
 # --- ONNX models (spec/onnx-contract.md) ------------------------------------------------------
 # KEY_FORMAT, KEY_LABELS and KEY_HISTORY are shared with head files; the format value is not.

@@ -15,7 +15,7 @@ from catsplit.checks import check_history, check_templates
 from catsplit.errors import CatsplitError
 from catsplit.head import Head, make_table
 from catsplit.io.checkpoint import CHECKPOINT_SUFFIXES, find_linear, float_tensor, read_checkpoint
-from catsplit.io.keys import FORMAT_VERSION, KEY_FORMAT, KEY_GROUPS, KEY_HISTORY, KEY_KIND, KEY_LABELS, KEY_SCALE, KEY_TABLES, KEY_TEMPLATES, OWN_KEYS
+from catsplit.io.keys import FORMAT_VERSION, KEY_FORMAT, KEY_GROUPS, KEY_HISTORY, KEY_KIND, KEY_LABELS, KEY_ORDER, KEY_SCALE, KEY_TABLES, KEY_TEMPLATES, OWN_KEYS
 from catsplit.io.readers import parse_json, read_labels
 from catsplit.io.safetensors import SURROGATE_ESCAPE, SafetensorsReader, utf8_encodable
 
@@ -155,10 +155,12 @@ def _head_from_catsplit(
                 templates = check_templates(_json_meta(path, meta, KEY_TEMPLATES))
             except CatsplitError as exc:
                 raise CatsplitError(f"metadata {KEY_TEMPLATES!r} is damaged: {exc}") from None
+        output_order = _json_meta(path, meta, KEY_ORDER) if KEY_ORDER in meta else None  # Head checks it
         foreign = {k: v for k, v in meta.items() if k not in OWN_KEYS}
         return Head(  # the history is Records already (checked above): kept as it is
             weight=None, tables=tuple(tables), groups=groups, history=history, undo=undo,
             metadata=foreign, kind=meta.get(KEY_KIND, "linear"), scale=scale, templates=templates,
+            output_order=output_order,
         )
     except CatsplitError as exc:
         raise CatsplitError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}") from None
