@@ -33,6 +33,7 @@ _EXPORTS = {
     "finetune": "catsplit.lowshot",
     "FinetuneConfig": "catsplit.config",
     "merge": "catsplit.merging",
+    "apply": "catsplit.model_edit",
 }
 
 __all__ = ["CatsplitError", "MissingDependencyError", "__version__", *_EXPORTS]
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from catsplit.config import FinetuneConfig
     from catsplit.lowshot import finetune
     from catsplit.merging import merge
+    from catsplit.model_edit import apply
     from catsplit.texthead import text_head
     from catsplit.encoders import default_text_encoder, load_text_encoder
     from catsplit.head import Head

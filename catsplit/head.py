@@ -37,6 +37,7 @@ from catsplit.checks import (
 )
 from catsplit.errors import CatsplitError
 from catsplit.io.headfile import save_head
+from catsplit.scoring import table_scores
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -258,6 +259,19 @@ class Head:
         """Top-1 label for each row of `x` -> array of str [N]."""
         return np.asarray(self.labels, dtype=object)[self.predict_index(x)].astype(str)
 
+    def to_module(self, *, top1: bool = False) -> torch.nn.Module:
+        """The head as a torch module, e.g. to put into a model (`catsplit.apply`) or export with torch.onnx.
+
+        Args:
+            top1: hierarchical heads only: the module returns (log-probabilities, `predict_index`).
+        Returns:
+            a `torch.nn.Linear` for a flat linear head (weight and bias copied, dtype kept); for a flat text
+            head a `CosineLinear`; for a hierarchical head a `GatedHead` returning `logits` (log-probabilities).
+        """
+        from catsplit.modules import head_module
+
+        return head_module(self, top1=top1)
+
     # --- persistence -------------------------------------------------------------------
     def save(self, path: str | PathLike, *, overwrite: bool = False) -> None:
         """Write the head as safetensors, atomically. Refuses to replace a file unless `overwrite=True`."""
@@ -304,20 +318,6 @@ class Head:
             f"Head({self.num_classes} labels, dim {self.dim}, {str(self.dtype).removeprefix('torch.')}"
             f"{', bias' if self.bias is not None else ''}{mode}, {len(self.history)} edit(s))"
         )
-
-
-def table_scores(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, kind: str, scale: float | None
-) -> torch.Tensor:
-    """One table's scores, [N, D] x [C, D] -> [N, C]: `x Wᵀ + b`, or for a text head (Text4Vis) the cosine
-    between each feature and each row times `scale`, plus `b`. Differentiable (fine-tuning trains on it)."""
-    if kind == "text":
-        x = torch.nn.functional.normalize(x, dim=-1)
-        weight = torch.nn.functional.normalize(weight, dim=-1)
-    z = x @ weight.T  # [N, C]
-    if kind == "text" and scale is not None:
-        z = z * scale
-    return z + bias if bias is not None else z
 
 
 def check_output_order(order: Any, by_tables: tuple[str, ...], *, single_table: bool = False) -> tuple[str, ...] | None:

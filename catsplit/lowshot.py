@@ -16,8 +16,9 @@ import torch
 from catsplit.checks import as_tensor, check_finite, check_seed
 from catsplit.config import FinetuneConfig
 from catsplit.errors import CatsplitError
-from catsplit.head import Head, Table, label_names, table_scores
+from catsplit.head import Head, Table, label_names
 from catsplit.progress import Progress
+from catsplit.scoring import table_scores
 from catsplit.training import EmaEarlyStop, step_budget
 
 
