@@ -1,6 +1,7 @@
 """Backbone + edited head -> one ONNX graph from clip to output, verified against torch.
 
-The backbone goes through torch.onnx.export (dynamo) with a dynamic batch axis; the head is
+The backbone goes through torch.onnx.export (dynamo) with a dynamic batch axis (a transformers
+classifier is first cut at its classifier layer, export/huggingface.py); the head is
 appended as ONNX nodes by `graph.head_graph` (the same code that `edit_onnx` uses), so a flat
 head is one Gemm and a hierarchical head the gated graph of spec/onnx-contract.md.
 """
@@ -18,6 +19,7 @@ import numpy as np
 
 from catsplit.errors import CatsplitError
 from catsplit.export.graph import head_graph, head_metadata, set_metadata
+from catsplit.export.huggingface import classifier_features, is_transformers_classifier
 from catsplit.io.atomic import atomic_path, check_destination
 from catsplit.optional import require_onnx, require_onnxruntime, require_onnxscript
 
@@ -37,11 +39,14 @@ def to_onnx(
     input_name: str = "clips",
     output_name: str | None = None,
     overwrite: bool = False,
+    key: str | None = None,
 ) -> Path:
     """Export `backbone` followed by `head` as one ONNX file.
 
     Args:
-        backbone: a torch.nn.Module mapping a batch of clips to float32 features [N, head.dim];
+        backbone: a torch.nn.Module mapping a batch of clips to float32 features [N, head.dim], or a
+            Hugging Face transformers classifier (e.g. VideoMAEForVideoClassification), whose own
+            classifier layer `head` replaces (its pooled features, cast to float32, feed the head);
             None exports the head alone (input: float32 features [N, D]).
         head: a catsplit.Head (flat or hierarchical, linear or text).
         path: the .onnx file to write (atomically; an existing file only with overwrite=True).
@@ -54,6 +59,8 @@ def to_onnx(
         output_name: name of the graph output (default "logits" for flat heads, "probabilities"
             for hierarchical ones).
         overwrite: replace an existing file.
+        key: the classifier layer's name in a transformers `backbone` (default: the linear layer holding
+            the head's original rows, as `catsplit.apply` finds it).
     Returns:
         the path written.
     """
@@ -68,6 +75,13 @@ def to_onnx(
     if not isinstance(head, Head):
         raise CatsplitError(f"to_onnx needs a catsplit.Head, got {type(head).__name__}; load one with catsplit.load_head")
     check_destination(path, overwrite=overwrite, example="model.onnx")
+    if backbone is not None and is_transformers_classifier(backbone):
+        backbone = classifier_features(backbone, head, key)
+    elif key is not None:
+        raise CatsplitError(
+            f"key={key!r} names the classifier layer of a Hugging Face transformers model; this backbone is "
+            f"{type(backbone).__name__}: drop key="
+        )
     output_name = output_name or ("probabilities" if head.is_hierarchical else "logits")
     if output_name == input_name:
         raise CatsplitError(f"input and output are both named {input_name!r}; give them different names")

@@ -4,7 +4,8 @@ Flat linear head:   logits = Gemm(features, W, b)                               
 Text head:          logits = Gemm(normalize(features), scale * normalize(W), b)
 Hierarchical head:  p_0 = Softmax(Gemm_0(features))                               # base table
                     p_t = Softmax(Gemm_t(features)) * p_parent[:, [gate]]       # each sub-table (Gather)
-                    out = Concat(p_t[:, non-gate columns] for every table)       # Head.labels order
+                    out = Concat(p_t[:, non-gate columns] for every table)       # table order
+                    out = Gather(out, order)   # only where Head.labels leave table order (order="keep" splits)
 
 The tensors and the head's description are stored so that `head_from_model` rebuilds the Head
 (tables, labels, groups, history; float32) without the backbone: that is how `edit_onnx` edits a
@@ -125,10 +126,16 @@ def head_graph(head: Any, features: str, output: str, *, opset: int, output_kind
         elif keep:
             pieces.append(add("Gather", [p, const(f"t{ti}/keep", np.array(keep, np.int64))], name(f"t{ti}/kept"), axis=1))
     if head.is_hierarchical:
-        if output_kind == "probabilities":
-            add("Concat", pieces, output, axis=1)
-        else:
-            add("Log", [add("Concat", pieces, name("probabilities"), axis=1)], output)
+        probabilities = output if output_kind == "probabilities" else name("probabilities")
+        if head.output_order is None:
+            add("Concat", pieces, probabilities, axis=1)
+        else:  # the columns in table order, then in Head.labels order
+            by_tables = [lab for t in head.tables for lab in t.labels if lab not in gates]
+            column = {lab: j for j, lab in enumerate(by_tables)}
+            order = const("order", np.array([column[lab] for lab in head.labels], np.int64))
+            add("Gather", [add("Concat", pieces, name("by_tables"), axis=1), order], probabilities, axis=1)
+        if output_kind != "probabilities":
+            add("Log", [probabilities], output)
     g.description = {
         "features": features,
         "output": output,
@@ -138,6 +145,8 @@ def head_graph(head: Any, features: str, output: str, *, opset: int, output_kind
         "groups": head.groups,
         "tables": tables,
     }
+    if head.output_order is not None:  # absent where the labels follow the tables
+        g.description["order"] = list(head.output_order)
     return g
 
 
@@ -200,7 +209,7 @@ def head_from_model(model: Any, where: str) -> Any:
         )
         return Head(
             weight=None, tables=tables, groups=desc.get("groups"), history=tuple(history), kind=desc["kind"],
-            scale=desc.get("scale"), templates=desc.get("templates"),
+            scale=desc.get("scale"), templates=desc.get("templates"), output_order=desc.get("order"),
         )
     except CatsplitError:
         raise

@@ -3,7 +3,9 @@
 The final classifier is found in the graph (a Gemm, or MatMul [+ Add], whose weight is an
 initializer with one row or column per label), read as a catsplit Head, split, and replaced by
 the nodes of the edited head (export/graph.py). A model that catsplit wrote already describes its
-head in its metadata, so it can be edited again, any number of times.
+head in its metadata, so it can be edited again, any number of times. A model without labels in
+its metadata takes them from the transformers `config.json` beside it (an Optimum-style export
+folder), and the edited labels are written into a `config.json` beside the output.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from catsplit.errors import CatsplitError
 from catsplit.export.exporter import MAX_BYTES
 from catsplit.io.atomic import atomic_path, check_destination
 from catsplit.export.graph import PREFIX, head_from_model, head_graph, head_metadata, read_metadata, set_metadata
+from catsplit.export.huggingface import CONFIG_NAME, config_labels, config_path, edited_config, read_config, write_config
 from catsplit.io.keys import KEY_HEAD, KEY_OUTPUT, ONNX_LABEL_KEYS
 from catsplit.io.readers import parse_json, read_labels
 from catsplit.optional import require_onnx
@@ -52,15 +55,20 @@ def split_onnx(
     """Split `coarse` into `subs` inside the ONNX model `src`, writing `dst`.
 
     Args:
-        src: an .onnx file: exported by catsplit, or any model ending in a linear classifier.
-        dst: the .onnx file to write (atomically; an existing file only with overwrite=True).
+        src: an .onnx file: exported by catsplit, or any model ending in a linear classifier; or the
+            folder holding it as `model.onnx` (an Optimum-style export folder).
+        dst: the .onnx file to write (atomically; an existing file only with overwrite=True), or a
+            folder (existing, or given with a trailing "/") to write it into under src's file name.
+            When a `config.json` lies beside `src`, the edited one is written beside `dst` (its
+            id2label / label2id / num_labels follow the new labels).
         text_encoder: as for catsplit.split (None for method="coarse").
         coarse: the label to split.
         subs: the new labels.
         labels: the classifier's labels (a list or a labels file) when the model does not carry
-            them in its metadata (`catsplit.labels` or `labels`, a JSON list).
+            them in its metadata (`catsplit.labels` or `labels`, a JSON list) or in the `id2label`
+            of a `config.json` beside it.
         node: the name of the classifier node, when more than one candidate matches.
-        overwrite: replace an existing `dst`.
+        overwrite: replace an existing `dst` (and the config.json beside it).
         **split_options: method=, mode=, seed=, groups=, modifiers=, ... as for catsplit.split.
     Returns:
         the path written. Its metadata holds the new labels and the edit history.
@@ -68,10 +76,14 @@ def split_onnx(
     from catsplit.edit import split  # imports torch: `import catsplit.export` stays light
 
     onnx = require_onnx("editing ONNX models")
-    src = Path(src)
-    if Path(dst).resolve() == src.resolve() and not overwrite:
+    src = _model_file(Path(src))
+    dst, new_folder = _destination(dst, src)
+    if dst.resolve() == src.resolve() and not overwrite:
         raise CatsplitError(f"dst {dst} is the source model; write elsewhere or pass overwrite=True")
-    check_destination(dst, overwrite=overwrite, example="model.onnx")
+    if not new_folder:
+        check_destination(dst, overwrite=overwrite, example="model.onnx")
+    config = read_config(src)
+    config_dst = _config_destination(src, dst, overwrite) if config is not None else None
     model = load_model(src)
     graph = model.graph
     meta = read_metadata(model)
@@ -85,7 +97,7 @@ def split_onnx(
         features, output = _json_field(meta, "features"), _json_field(meta, "output")
         dropped_inits = {t.name for t in graph.initializer if t.name.startswith(PREFIX)}
     else:
-        names = _labels(src, meta, labels)
+        names = _labels(src, meta, labels, config)
         found = find_classifier(model, len(names), node=node, where=str(src))
         from catsplit.head import Head
 
@@ -123,9 +135,50 @@ def split_onnx(
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise CatsplitError(f"the edited model fails onnx.checker: {str(exc).splitlines()[0]}") from None
+    if new_folder:
+        dst.parent.mkdir(exist_ok=True)
     with atomic_path(dst, overwrite=overwrite, example="model.onnx") as tmp:
         tmp.write_bytes(data)
-    return Path(dst)
+    if config_dst is not None:  # after the model: a config.json never describes a model that is not there
+        write_config(config_dst, edited_config(config, edited.labels), overwrite=overwrite)
+    return dst
+
+
+def _model_file(src: Path) -> Path:
+    """The model file: `src`, or `src/model.onnx` for a folder (an Optimum-style export)."""
+    if not src.is_dir():
+        return src
+    if (src / "model.onnx").is_file():
+        return src / "model.onnx"
+    found = sorted(p.name for p in src.glob("*.onnx"))
+    raise CatsplitError(f"folder {src} holds no model.onnx (ONNX files: {found or 'none'}); give the model file itself")
+
+
+def _destination(dst: str | os.PathLike, src: Path) -> tuple[Path, bool]:
+    """The output file, and whether its folder is still to be made (`dst` a missing folder written with a trailing "/")."""
+    path = Path(dst)
+    if path.is_dir():
+        return path / src.name, False
+    if str(dst).endswith(("/", os.sep)):
+        if not path.parent.is_dir():
+            raise CatsplitError(f"folder {path.parent} does not exist; create it first")
+        return path / src.name, True
+    return path, False
+
+
+def _config_destination(src: Path, dst: Path, overwrite: bool) -> Path:
+    """Where the edited config.json goes (beside `dst`), checked before any work."""
+    target = config_path(dst)
+    if target.resolve() == config_path(src).resolve() and dst.resolve() != src.resolve():
+        raise CatsplitError(
+            f"{dst} would share {target} with {src}, which it describes; write the edited model to another folder "
+            f"(e.g. {dst.parent / 'edited' / dst.name}), where the edited {CONFIG_NAME} goes beside it"
+        )
+    if target.is_dir():
+        raise CatsplitError(f"{target} is a folder; the edited model's {CONFIG_NAME} goes there")
+    if target.exists() and not overwrite:
+        raise CatsplitError(f"{target} exists; write the model to another folder or pass overwrite=True (CLI: --overwrite)")
+    return target
 
 
 
@@ -316,7 +369,8 @@ def _post_softmax(model: Any, output: str, where: str) -> Any:
     )
 
 
-def _labels(src: Path, meta: dict[str, str], labels: Any) -> list[str]:
+def _labels(src: Path, meta: dict[str, str], labels: Any, config: dict[str, Any] | None) -> list[str]:
+    """labels=, else the metadata's label list, else the id2label of the config.json beside `src`."""
     if labels is not None:
         return list(check_labels(read_labels(labels)))
     for key in ONNX_LABEL_KEYS:
@@ -326,9 +380,12 @@ def _labels(src: Path, meta: dict[str, str], labels: Any) -> list[str]:
             except CatsplitError as exc:
                 raise CatsplitError(f"{exc}; pass labels=") from None
             return list(check_labels(value, f"{src} metadata {key!r}"))
+    found = config_labels(config, str(config_path(src))) if config is not None else None
+    if found is not None:
+        return found
     raise CatsplitError(
-        f"{src} carries no labels in its metadata (looked for {list(ONNX_LABEL_KEYS)}); pass labels= "
-        "(a list, or a file with one label per line; CLI: --labels FILE)"
+        f"{src} carries no labels in its metadata (looked for {list(ONNX_LABEL_KEYS)}) and has no {CONFIG_NAME} with "
+        "id2label beside it; pass labels= (a list, or a file with one label per line; CLI: --labels FILE)"
     )
 
 

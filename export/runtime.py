@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from catsplit.errors import CatsplitError
-from catsplit.export.graph import output_labels
+from catsplit.export.huggingface import model_labels
 from catsplit.io.keys import KEY_HEAD, KEY_OUTPUT
 from catsplit.optional import require_onnxruntime
 
@@ -70,14 +70,33 @@ def session(
         if strict:
             raise CatsplitError(f"CUDA was asked for but {path} runs on {sess.get_providers()}: {why}")
         warnings.warn(f"catsplit: running {os.path.basename(path)} on the CPU: {why}", RuntimeWarning, stacklevel=2)
+    try:
+        _MODEL_PATHS[sess] = os.fspath(path)  # for labels from the config.json beside a model without catsplit metadata
+    except TypeError:
+        pass
     return sess
+
+
+_MODEL_PATHS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()  # session -> its model file
+
+
+def session_labels(sess: Any) -> list[str]:
+    """The labels of a session's output columns: the model's catsplit metadata, else the `id2label` of the
+    transformers config.json beside the model file (for sessions made by `session()`)."""
+    meta = sess.get_modelmeta().custom_metadata_map
+    try:
+        path = _MODEL_PATHS.get(sess)
+    except TypeError:
+        path = None
+    return model_labels(meta, path, path or "the model")
 
 
 def predict(sess: Any, clips: Any, *, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-1 labels and probabilities over the model's labels.
 
     Args:
-        sess: a session from `session()` on a model exported or edited by catsplit.
+        sess: a session from `session()` on a model exported or edited by catsplit (or any model with a
+            transformers config.json beside it, whose id2label names the columns).
         clips: the model input, batch first: numpy, or a torch tensor (a CUDA tensor on a CUDA
             session is bound in place with I/O binding, no copy to the host).
         batch_size: run in chunks of this many (default: all at once).
@@ -86,7 +105,7 @@ def predict(sess: Any, clips: Any, *, batch_size: int | None = None) -> tuple[np
         catsplit.head metadata (else its first output); empty for an empty batch.
     """
     meta = sess.get_modelmeta().custom_metadata_map
-    labels = np.asarray(output_labels(meta, "the model"), dtype=object)
+    labels = np.asarray(session_labels(sess), dtype=object)
     kind = meta.get(KEY_OUTPUT, "logits")
     output = _output_name(sess, meta)
     n = _batch_len(clips)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from catsplit.errors import CatsplitError
-from catsplit.export.graph import output_labels, read_metadata
+from catsplit.export.graph import read_metadata
+from catsplit.export.huggingface import model_labels
 from catsplit.io.atomic import rename_new, swap_in
 from catsplit.optional import require_onnx
 
@@ -42,7 +43,8 @@ def triton(
     """Write a Triton model repository entry for the ONNX model at `path`.
 
     Args:
-        path: an .onnx file exported or edited by catsplit (its labels are in the metadata).
+        path: an .onnx file exported or edited by catsplit (its labels are in the metadata), or one with
+            a transformers config.json beside it (labels from its id2label).
         repo_dir: the model repository (created if missing); the model goes to `repo_dir/name`.
         name: the model's name in Triton.
         max_batch_size: largest batch Triton may form (dynamic batching is on); the graph's first
@@ -77,7 +79,7 @@ def triton(
             f"{path} keeps tensors {external[:3]} in external data files; the repository gets one model.onnx. "
             "Write the model as a single file (to_onnx and edit_onnx do)"
         )
-    labels = output_labels(read_metadata(model), str(path))
+    labels = model_labels(read_metadata(model), path, str(path))
     config = config_text(model, name=name, max_batch_size=max_batch_size, instance=instance, count=count, where=str(path))
     if len(model.graph.output) == 1:
         dims = _dims(model.graph.output[0], str(path))

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from catsplit.checks import MODES
+from catsplit.checks import MODES, ORDERS
 from catsplit.errors import CatsplitError
 from catsplit.io.readers import read_json, read_lines
 from catsplit.methods.registry import METHODS
@@ -72,6 +72,9 @@ def split_args(p: argparse.ArgumentParser) -> None:
     """How to split: method, mode, structure overrides, encoder, seed (split and edit-onnx)."""
     method_arg(p)
     p.add_argument("--mode", default="flat", choices=list(MODES))
+    p.add_argument("--order", default="append", choices=list(ORDERS),
+                   help="append: subs after the other classes; keep: the first sub takes the coarse class's index, "
+                   "the others are appended, so no other class changes index")
     p.add_argument("--modifiers", help="JSON file: label -> modifier text (overrides inference)")
     p.add_argument("--groups", help="JSON file: group text -> member labels (overrides inference)")
     encoder_arg(p, help=SPLIT_ENCODER_HELP)

@@ -20,7 +20,6 @@ from catsplit.cli.args import (
     target_args,
 )
 from catsplit.errors import CatsplitError
-from catsplit.io.keys import KEY_LABELS
 
 DTYPES = ("uint8", "float32", "float16", "int64")
 
@@ -84,12 +83,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from catsplit.export import predict, session
+    from catsplit.export.runtime import session_labels
 
     if args.top < 1:
         raise CatsplitError(f"--top must be at least 1 (labels shown per clip), got {args.top}")
     sess = session(args.model, args.device, strict=args.strict)
     labels, probs = predict(sess, read_batch(args.input), batch_size=args.batch_size)
-    names = json.loads(sess.get_modelmeta().custom_metadata_map[KEY_LABELS])
+    names = session_labels(sess)
     rows = []
     for i, p in enumerate(probs):
         top = np.argsort(-p, kind="stable")[: args.top]
@@ -110,7 +110,7 @@ def cmd_edit_onnx(args: argparse.Namespace) -> int:
     subs = read_subs(args)
     out = split_onnx(
         args.model, args.out, encoder, args.coarse, subs, labels=args.labels, node=args.node,
-        overwrite=args.overwrite, method=args.method, mode=args.mode, seed=args.seed,
+        overwrite=args.overwrite, method=args.method, mode=args.mode, seed=args.seed, order=args.order,
         modifiers=read_json_option(args.modifiers, "modifiers"), groups=read_json_option(args.groups, "groups"),
     )
     print(f"wrote {out}: {args.coarse!r} -> {subs} ({args.method}, {args.mode})")
@@ -154,12 +154,12 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("edit-onnx", help="split a class inside an existing ONNX model")
-    p.add_argument("model", help="source .onnx")
+    p.add_argument("model", help="source .onnx, or an Optimum-style folder (model.onnx + config.json)")
     target_args(p, required=True)
     split_args(p)
-    p.add_argument("--labels", help="labels file, when the model's metadata has none")
+    p.add_argument("--labels", help="labels file, when neither the model's metadata nor a config.json beside it has them")
     p.add_argument("--node", help="name of the classifier node, when several match")
-    output_args(p, out_help=ONNX_OUT_HELP)
+    output_args(p, out_help="output .onnx, or a folder (ending in /) to write it into beside the edited config.json")
     p.set_defaults(func=cmd_edit_onnx)
 
     p = sub.add_parser("triton", help="write a Triton Inference Server model repository entry")

@@ -38,9 +38,10 @@ def cmd_split(args: argparse.Namespace) -> int:
         rec = source.split_to(
             out, encoder, args.coarse, read_subs(args), overwrite=args.overwrite, method=args.method, mode=args.mode,
             modifiers=read_json_option(args.modifiers, "modifiers"), groups=read_json_option(args.groups, "groups"),
-            seed=args.seed, config=config,
+            seed=args.seed, config=config, order=args.order,
         )
-    print(f"split {rec['coarse']!r} -> {len(rec['subs'])} subs ({rec['method']}, {rec['mode']}); wrote {out}")
+    kept = f"; {rec['subs'][0]!r} keeps index {rec['column']}" if rec.get("order") == "keep" else ""
+    print(f"split {rec['coarse']!r} -> {len(rec['subs'])} subs ({rec['method']}, {rec['mode']}{kept}); wrote {out}")
     for sub in rec["subs"]:
         extra = ""
         match = rec.get("details", {}).get("matches", {}).get(sub)
