@@ -192,19 +192,24 @@ class Head:
         return self.tables[ti].weight[r].to(torch.float32)
 
     # --- inference ---------------------------------------------------------------------
-    def table_logits(self, x: torch.Tensor, table: int = 0) -> torch.Tensor:
-        """One table's scores for float32 features `x` [N, D] -> [N, C_table] (`table_scores` in float32)."""
+    def table_logits(self, x: torch.Tensor, table: int = 0, *, stable: bool = False) -> torch.Tensor:
+        """One table's scores for float32 features `x` [N, D] -> [N, C_table] (`table_scores` in float32).
+
+        Args:
+            stable: blocked matmul (catsplit/scoring.py): each row's score independent of the table's size.
+        """
         t = self.tables[table]
         bias = t.bias.to(torch.float32) if t.bias is not None else None
-        return table_scores(x, t.weight.to(torch.float32), bias, kind=self.kind, scale=self.scale)
+        return table_scores(x, t.weight.to(torch.float32), bias, kind=self.kind, scale=self.scale, stable=stable)
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """`logits` for a float32 tensor [N, D], without checks or conversion -> float32 [N, len(labels)].
 
-        What `finetune` scores the frozen part of a head with; it follows autograd like any torch op.
+        It follows autograd like any torch op. A flat head's scores are computed blockwise (`stable`), so
+        every row's logit is bit for bit the same in a head with more rows (an order="keep" split).
         """
         if not self.is_hierarchical:
-            return self.table_logits(x)
+            return self.table_logits(x, stable=True)
         # Log-probabilities in float64: p(sub) = p(gate) * softmax(sub logits).
         logp: dict[str, torch.Tensor] = {}
         for ti, t in enumerate(self.tables):
@@ -247,7 +252,7 @@ class Head:
             pred = torch.argmax(self.scores(t), dim=1)
             if self.is_hierarchical:
                 base = self.tables[0]
-                base_top = torch.argmax(self.table_logits(t), dim=1)
+                base_top = torch.argmax(self.table_logits(t, stable=True), dim=1)  # as a flat head's top-1
                 out_index = {lab: i for i, lab in enumerate(self.labels)}
                 # base row -> output index, or -1 for gates
                 remap = torch.tensor([out_index.get(lab, -1) for lab in base.labels], dtype=torch.long)

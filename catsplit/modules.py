@@ -67,7 +67,7 @@ class CosineLinear(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Features [N, D] -> scores [N, C], float32."""
         bias = self.bias.float() if self.bias is not None else None
-        return table_scores(x.float(), self.weight.float(), bias, kind="text", scale=self.scale)
+        return table_scores(x.float(), self.weight.float(), bias, kind="text", scale=self.scale, stable=True)
 
 
 class GatedHead(torch.nn.Module):
@@ -102,13 +102,8 @@ class GatedHead(torch.nn.Module):
         """Features [N, D] -> log-probabilities [N, C] float32; with top1, also the top-1 index int64 [N]."""
         x = x.to(torch.float32)
         logp: list[torch.Tensor] = []
-        base_scores = x
-        for ti, layer in enumerate(self.tables):
-            bias = layer.bias.to(torch.float32) if layer.bias is not None else None
-            z = table_scores(x, layer.weight.to(torch.float32), bias, kind=self.kind, scale=self.scale)  # [N, C_t]
-            if ti == 0:
-                base_scores = z
-            lp = torch.log_softmax(z.to(torch.float64), dim=-1)
+        for ti in range(len(self.tables)):
+            lp = torch.log_softmax(self.table_scores(x, ti).to(torch.float64), dim=-1)  # [N, C_t]
             parent = self.parents[ti]
             if parent is not None:  # log p(sub) = log p(gate) + log softmax(sub scores)
                 pt, pc = parent
@@ -117,11 +112,18 @@ class GatedHead(torch.nn.Module):
         out = torch.cat(logp, dim=1).index_select(1, self.columns).to(torch.float32)  # [N, C_out]
         if not self.top1:
             return out
-        return out, self.top1_index(base_scores, out)
+        return out, self.top1_index(x, out)
 
-    def top1_index(self, base_scores: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """`Head.predict_index`'s rule: the base table's top-1 when it is not a gate, else the argmax of `out`."""
-        kept = self.base_output[torch.argmax(base_scores, dim=1)]  # [N]
+    def table_scores(self, x: torch.Tensor, table: int, *, stable: bool = False) -> torch.Tensor:
+        """One table's float32 scores [N, C_t], as `Head.table_logits`."""
+        layer = self.tables[table]
+        bias = layer.bias.to(torch.float32) if layer.bias is not None else None
+        return table_scores(x, layer.weight.to(torch.float32), bias, kind=self.kind, scale=self.scale, stable=stable)
+
+    def top1_index(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """`Head.predict_index`'s rule: the base table's top-1 (its stable scores) when it is not a gate, else the
+        argmax of the log-probabilities `out`."""
+        kept = self.base_output[torch.argmax(self.table_scores(x, 0, stable=True), dim=1)]  # [N]
         return torch.where(kept >= 0, kept, torch.argmax(out, dim=1))
 
     def extra_repr(self) -> str:

@@ -156,3 +156,110 @@ def test_bad_options(encoder, head_and_subs):
         catsplit.split(head.weight, encoder, COARSE, subs)
     with pytest.raises(CatsplitError, match="not in the head"):
         catsplit.split(head, encoder, COARSE, subs, groups={"g": ["missing label"]})
+
+
+# --- order="keep": no other class changes index -----------------------------------------------------------
+
+
+def _moved(before: Head, after: Head, coarse: str) -> list[str]:
+    """Labels of `before` (other than `coarse`) whose index differs in `after`."""
+    return [lab for i, lab in enumerate(before.labels) if lab != coarse and after.labels.index(lab) != i]
+
+
+@pytest.mark.parametrize("mode", ["flat", "hierarchical"])
+def test_keep_gives_the_coarse_index_to_the_first_sub_and_moves_no_other_label(encoder, head_and_subs, mode):
+    head, subs = head_and_subs
+    j = head.labels.index(COARSE)
+    new = catsplit.split(head, encoder, COARSE, subs, method="retrieval", mode=mode, order="keep")
+    assert new.labels[j] == subs[0] and list(new.labels[head.num_classes :]) == subs[1:]
+    assert _moved(head, new, COARSE) == []
+    assert _moved(head, catsplit.split(head, encoder, COARSE, subs, method="retrieval", mode=mode), COARSE)  # append moves them
+    rec = new.latest_record()
+    assert rec["order"] == "keep" and rec["column"] == j and rec["row"] == j
+    x = np.random.default_rng(0).standard_normal((20, head.dim)).astype(np.float32)
+    others = [i for i in range(head.num_classes) if i != j]
+    if mode == "flat":  # a plain linear layer: the first sub's row in the coarse row's place, every other row as it was
+        assert not new.is_hierarchical and new.output_order is None
+        assert torch.equal(new.weight[others], head.weight[others]) and torch.equal(new.bias[others], head.bias[others])
+        assert torch.equal(new.weight[j], new.row(subs[0]).to(new.dtype))
+        np.testing.assert_array_equal(new.logits(x)[:, others], head.logits(x)[:, others])
+    else:
+        assert new.output_order == new.labels and new.gates == [COARSE]
+        kept = head.predict(x) != COARSE
+        assert (new.predict(x)[kept] == head.predict(x)[kept]).all()
+    np.testing.assert_allclose(new.probs(x).sum(1), 1.0, rtol=1e-5)
+    assert catsplit.unsplit(new, COARSE).equals(head)
+
+
+@pytest.mark.parametrize("second_mode", ["flat", "hierarchical"])
+@pytest.mark.parametrize("first_mode", ["flat", "hierarchical"])
+def test_keep_chains_with_either_order_and_unsplits_in_lifo_order(encoder, first_mode, second_mode):
+    """Later splits of a keep-split head keep their order's promise (keep: nothing moves; append: the coarse label
+    leaves, the subs come last), also where the labels no longer follow the tables, and undo exactly."""
+    head, subs, _, _ = compositional_head()
+    h1 = catsplit.split(head, encoder, COARSE, subs, method="retrieval", mode=first_mode, order="keep")
+    target = "Lifting something up"
+    fine = [target + " slowly", target + " fast"]
+    h2 = catsplit.split(h1, encoder, target, fine, method="coarse", mode=second_mode, order="keep")
+    assert _moved(h1, h2, target) == [] and h2.labels[h1.labels.index(target)] == fine[0]
+    h3 = catsplit.split(h2, encoder, subs[1], [subs[1] + " a", subs[1] + " b"], method="coarse", mode=second_mode)
+    assert list(h3.labels) == [lab for lab in h2.labels if lab != subs[1]] + [subs[1] + " a", subs[1] + " b"]
+    assert catsplit.unsplit(h3, subs[1]).equals(h2)
+    assert catsplit.unsplit(h2, target).equals(h1)
+    assert catsplit.unsplit(h1, COARSE).equals(head)
+
+
+def test_keep_survives_save_and_load(tmp_path, encoder, head_and_subs):
+    head, subs = head_and_subs
+    h = catsplit.split(head, encoder, COARSE, subs, method="retrieval", mode="hierarchical", order="keep")
+    h = catsplit.split(h, encoder, "Lifting something up", ["Lifting something up a", "Lifting something up b"],
+                       method="coarse", order="keep")
+    h.save(tmp_path / "h.safetensors")
+    back = catsplit.load_head(tmp_path / "h.safetensors")
+    assert back.equals(h) and back.labels == h.labels
+    assert catsplit.unsplit(catsplit.unsplit(back, "Lifting something up"), COARSE).equals(head)
+
+
+def test_bad_order_is_refused(encoder, head_and_subs):
+    head, subs = head_and_subs
+    with pytest.raises(CatsplitError, match="unknown order 'first'.*'append'.*'keep'"):
+        catsplit.split(head, encoder, COARSE, subs, method="coarse", order="first")
+
+
+def test_a_damaged_keep_record_is_refused_by_unsplit(encoder, head_and_subs):
+    head, subs = head_and_subs
+    new = catsplit.split(head, encoder, COARSE, subs, method="coarse", mode="hierarchical", order="keep")
+    rec = dict(new.latest_record())
+    rec["column"] = 10_000
+    damaged = new.evolve(history=new.history[:-1] + (rec,))
+    with pytest.raises(CatsplitError, match="damaged.*column 10000"):
+        catsplit.unsplit(damaged, COARSE)
+
+
+def test_flat_append_in_an_explicit_order_puts_the_subs_last(encoder, head_and_subs):
+    """In a head with a hierarchical keep split, a flat append split of a base label puts its subs after every
+    output label (not after the base table's rows, which would come before the hierarchical subs and move them)."""
+    head, subs = head_and_subs
+    h1 = catsplit.split(head, encoder, COARSE, subs, method="coarse", mode="hierarchical", order="keep")
+    target = "Lifting something up"
+    h2 = catsplit.split(h1, encoder, target, [target + " a", target + " b"], method="coarse")
+    assert list(h2.labels) == [lab for lab in h1.labels if lab != target] + [target + " a", target + " b"]
+    assert h2.latest_record()["column"] == h1.labels.index(target) and "order" not in h2.latest_record()
+    assert catsplit.unsplit(h2, target).equals(h1)
+
+
+def test_output_order_is_checked_and_kept_only_where_it_differs_from_the_tables():
+    from catsplit.head import Table
+
+    w = torch.eye(3, 2)
+    base = Table(weight=w, bias=None, labels=("a", "b", "c"))
+    sub = Table(weight=w[:2], bias=None, labels=("b 1", "b 2"), parent="b")
+    assert Head(weight=None, tables=(base, sub), output_order=["a", "c", "b 1", "b 2"]).output_order is None
+    h = Head(weight=None, tables=(base, sub), output_order=["a", "b 1", "c", "b 2"])
+    assert h.labels == ("a", "b 1", "c", "b 2") and h.output_order == h.labels
+    with pytest.raises(CatsplitError, match=r"every output label once \(missing \['b 2'\], not output labels \['b'\]"):
+        Head(weight=None, tables=(base, sub), output_order=["a", "b", "c", "b 1"])
+    with pytest.raises(CatsplitError, match="one table.*reorder the rows"):
+        Head(weight=w, labels=["a", "b", "c"], output_order=["c", "b", "a"])
+    with pytest.raises(CatsplitError, match="output_order must be a list"):
+        Head(weight=None, tables=(base, sub), output_order="a")

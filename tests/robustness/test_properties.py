@@ -125,3 +125,41 @@ def test_retrieval_assigns_distinct_entries(hs):
     new = catsplit.split(head, ENCODER, COARSE, subs, method="retrieval")
     matched = [m["label"] for m in new.history[-1]["details"]["matches"].values()]
     assert len(set(matched)) == len(subs)
+
+
+@PROPS
+@given(heads(), methods, st.data())
+def test_keep_moves_no_other_class_and_keeps_its_logits_bit_for_bit(hs, method, data):
+    """order="keep", flat: every other class keeps its index, its row, its bias and its logits, bit for bit."""
+    head, subs = hs
+    if method == "retrieval" and len(subs) > len(head.labels) - 1:
+        method = "coarse"
+    new = catsplit.split(head, ENCODER, COARSE, subs, method=method, seed=0, config=FAST, order="keep")
+    j = head.labels.index(COARSE)
+    others = [i for i in range(head.num_classes) if i != j]
+    assert [new.labels[i] for i in others] == [head.labels[i] for i in others]
+    assert new.labels[j] == subs[0] and list(new.labels[head.num_classes :]) == subs[1:]
+    assert bits(new.weight[others]) == bits(head.weight[others])
+    if head.bias is not None:
+        assert bits(new.bias[others]) == bits(head.bias[others])
+    n = data.draw(st.integers(1, 12))
+    x = data.draw(arrays(np.float32, (n, head.dim), elements=st.floats(-50, 50, width=32, allow_nan=False)))
+    assert new.logits(x)[:, others].tobytes() == head.logits(x)[:, others].tobytes()
+    assert catsplit.unsplit(new, COARSE).equals(head)
+
+
+@PROPS
+@given(heads(), methods, st.data())
+def test_hierarchical_keep_moves_no_other_class_and_keeps_top1(hs, method, data):
+    head, subs = hs
+    if method == "retrieval" and len(subs) > len(head.labels) - 1:
+        method = "coarse"
+    new = catsplit.split(head, ENCODER, COARSE, subs, method=method, mode="hierarchical", config=FAST, order="keep")
+    j = head.labels.index(COARSE)
+    assert [lab for i, lab in enumerate(new.labels[: head.num_classes]) if i != j] == [lab for lab in head.labels if lab != COARSE]
+    n = data.draw(st.integers(1, 12))
+    x = data.draw(arrays(np.float32, (n, head.dim), elements=st.floats(-50, 50, width=32, allow_nan=False)))
+    before, after = head.predict(x), new.predict(x)
+    kept = before != COARSE
+    assert (after[kept] == before[kept]).all()
+    assert catsplit.unsplit(new, COARSE).equals(head)
