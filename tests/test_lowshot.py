@@ -162,3 +162,27 @@ def test_text_head_finetune_improves_accuracy_on_its_training_clips(encoder):
     tuned = catsplit.finetune(new, x, list(names), seed=0)
     before, after = np.mean(new.predict(x) == names), np.mean(tuned.predict(x) == names)
     assert after >= 0.9 and after > before
+
+
+@pytest.mark.parametrize("mode", ["flat", "hierarchical"])
+def test_finetune_of_a_keep_split_trains_the_rows_its_record_names(mode):
+    """order="keep": the first sub's row sits where the coarse row was, not among the last k; finetune finds the
+    rows by the record's subs, trains exactly those, and learns what it learns for the same split appended."""
+    head, subs, v, m = compositional_head(dim=32, seed=1)
+    keep = catsplit.split(head, None, COARSE, subs, method="coarse", mode=mode, order="keep")
+    append = catsplit.split(head, None, COARSE, subs, method="coarse", mode=mode)
+    x, y = _data(v, m, subs, 20, 0)
+    config = FinetuneConfig(max_steps=40)
+    tuned = finetune(keep, x, y, shots=5, seed=0, config=config)
+    ti = 0 if mode == "flat" else 1
+    trained = {keep.tables[ti].row(s) for s in subs}
+    if mode == "flat":
+        assert trained == {head.labels.index(COARSE), *range(head.num_classes, head.num_classes + len(subs) - 1)}
+    for r in range(keep.tables[0].weight.shape[0]):
+        same = _bits(tuned.tables[0].weight[r]) == _bits(keep.tables[0].weight[r])
+        assert same != (mode == "flat" and r in trained), r
+    assert tuned.labels == keep.labels
+    reference = finetune(append, x, y, shots=5, seed=0, config=config)
+    for s in subs:
+        np.testing.assert_allclose(tuned.row(s).numpy(), reference.row(s).numpy(), rtol=1e-5, atol=1e-6)
+    assert catsplit.unsplit(tuned, COARSE).equals(head)

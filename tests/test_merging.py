@@ -81,3 +81,16 @@ def test_merge_refuses_text_heads_with_different_scale_or_templates(encoder):
     with pytest.raises(CatsplitError, match="templates"):
         catsplit.merge([a, catsplit.text_head(["a b", "c d"], encoder, scale=2.0, templates=["{}"])])
     assert catsplit.merge([a, a]).equals(a)
+
+
+def test_merge_of_keep_edits_keeps_their_order_and_refuses_another_order():
+    head, subs, _, _ = compositional_head(dim=16)
+    enc = HashEncoder()
+    edits = [catsplit.split(head, enc, COARSE, subs, method="alignment", mode="hierarchical", order="keep", seed=s,
+                            config=SplitConfig(max_steps=5)) for s in (0, 1)]
+    merged = catsplit.merge(edits)
+    assert merged.labels == edits[0].labels and merged.output_order == edits[0].output_order
+    assert catsplit.unsplit(merged, COARSE).equals(head)
+    appended = catsplit.split(head, enc, COARSE, subs, method="coarse", mode="hierarchical")  # same tables, other order
+    with pytest.raises(CatsplitError, match="another label space or layout"):
+        catsplit.merge([edits[0], appended])

@@ -106,3 +106,21 @@ def test_export_head_only_with_a_float16_example(head_file, tmp_path, capsys):
     path, _ = head_file
     assert main(["export", str(path), "--example-dtype", "float16", "-o", str(tmp_path / "m.onnx")]) == 0  # cast to float32
     assert "verified" in capsys.readouterr().out
+
+
+def test_edit_onnx_order_keep_moves_no_other_column(head_file, tmp_path, capsys):
+    path, head = head_file
+    model = tmp_path / "head.onnx"
+    assert main(["export", str(path), "-o", str(model)]) == 0
+    edited = tmp_path / "edited.onnx"
+    target = "Lifting something up"
+    assert main(["edit-onnx", str(model), "--coarse", target, "--sub", target + " fast", "--sub", target + " slowly",
+                 "--method", "coarse", "--order", "keep", "-o", str(edited)]) == 0
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(edited)).metadata_props}
+    labels = json.loads(meta["catsplit.labels"])
+    j = head.labels.index(target)
+    assert labels[j] == target + " fast" and labels[: j] == list(head.labels[:j]) and labels[j + 1 : head.num_classes] == list(head.labels[j + 1 :])
+    assert main(["triton", str(edited), "--repo", str(tmp_path / "repo"), "--name", "clf", "--max-batch-size", "8"]) == 0
+    assert (tmp_path / "repo" / "clf" / "labels.txt").read_text().splitlines() == labels

@@ -226,3 +226,24 @@ def test_cli_finetune_with_a_negative_seed_is_a_one_line_error(tmp_path, capsys)
     err = capsys.readouterr().err
     assert code == 2 and "seed must be an integer" in err and "Traceback" not in err
     assert not (tmp_path / "o.safetensors").exists()
+
+
+@pytest.mark.parametrize("mode", ["flat", "hierarchical"])
+def test_split_order_keep_moves_no_other_class_and_unsplits(head_file, tmp_path, capsys, mode):
+    path, head, subs = head_file
+    out = tmp_path / "kept.safetensors"
+    args = ["split", str(path), "--coarse", COARSE, "--method", "coarse", "--mode", mode, "--order", "keep", "-o", str(out)]
+    for s in subs:
+        args += ["--sub", s]
+    assert main(args) == 0
+    j = head.labels.index(COARSE)
+    assert f"{subs[0]!r} keeps index {j}" in capsys.readouterr().out
+    edited = load_head(out)
+    assert edited.labels[j] == subs[0]
+    assert [lab for i, lab in enumerate(edited.labels[: head.num_classes]) if i != j] == [lab for lab in head.labels if lab != COARSE]
+    back = tmp_path / "back.safetensors"
+    assert main(["unsplit", str(out), "--coarse", COARSE, "-o", str(back)]) == 0
+    assert load_head(back).equals(head)
+    with pytest.raises(SystemExit):
+        main(args[:-1] + [str(tmp_path / "x.safetensors"), "--order", "first"])
+    assert "invalid choice: 'first'" in capsys.readouterr().err

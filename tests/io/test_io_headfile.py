@@ -116,3 +116,34 @@ def test_multilingual_labels_round_trip_through_save_load_and_split(tmp_path, mu
         assert again.equals(edited) and list(again.labels[-3:]) == subs
         assert again.history[-1]["modifiers"][subs[0]] == "🙂 nach links"
         assert catsplit.unsplit(again, COARSE).equals(head)
+
+
+def test_an_output_order_is_written_only_where_the_labels_leave_table_order(tmp_path, encoder, head_and_subs):
+    head, subs = head_and_subs
+    flat = catsplit.split(head, encoder, COARSE, subs, method="coarse", order="keep")
+    hier = catsplit.split(head, encoder, COARSE, subs, method="coarse", mode="hierarchical", order="keep")
+    for name, h in (("flat", flat), ("hier", hier)):
+        h.save(tmp_path / f"{name}.safetensors")
+    with safe_open(str(tmp_path / "flat.safetensors"), "pt") as f:
+        assert "catsplit.order" not in f.metadata()  # one table: its rows are the output order
+    with safe_open(str(tmp_path / "hier.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["catsplit.order"]) == list(hier.labels)
+    assert load_head(tmp_path / "hier.safetensors").labels == hier.labels
+
+
+@pytest.mark.parametrize("order, message", [
+    ('{"a": 1}', "output_order must be a list"),
+    ('["nope"]', "every output label once"),
+    ("[", "not valid JSON"),
+])
+def test_a_damaged_output_order_is_refused_naming_the_file(tmp_path, encoder, head_and_subs, order, message):
+    head, subs = head_and_subs
+    hier = catsplit.split(head, encoder, COARSE, subs, method="coarse", mode="hierarchical", order="keep")
+    path = tmp_path / "hier.safetensors"
+    hier.save(path)
+    with safe_open(str(path), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    meta["catsplit.order"] = order
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(CatsplitError, match=f"{path}.*{message}"):
+        load_head(path)

@@ -322,3 +322,22 @@ def test_random_heads_and_edits(tmp_path, chain):
         assert str(info.value) == str(exc)
         return
     assert split_file(src, tmp_path / "out.safetensors", enc, coarse, subs, **options).read_bytes() == want
+
+
+@pytest.mark.parametrize("prior", ["none", "flat", "hierarchical", "both"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_split_file_with_order_keep_writes_the_bytes_of_load_split_save(tmp_path, prior, bias):
+    """order="keep" splices the new first row into the copied byte ranges (and the others after the table)."""
+    head, coarse, subs = edited_head("float16", bias, prior)
+    head = catsplit.split(head, None, "Sliding something up", ["Sliding something up a", "Sliding something up b"],
+                          method="coarse", mode="hierarchical", order="keep")  # an explicit output order as well
+    src = tmp_path / "head.safetensors"
+    head.save(src)
+    for mode in ("flat", "hierarchical"):
+        options = dict(method="retrieval", mode=mode, order="keep")
+        want = reference(src, tmp_path / f"ref-{mode}.safetensors", HashEncoder(), coarse, subs, **options)
+        out = split_file(src, tmp_path / f"out-{mode}.safetensors", HashEncoder(), coarse, subs, **options)
+        assert out.read_bytes() == want, mode
+        loaded = load_head(out)
+        assert loaded.labels[head.labels.index(coarse)] == subs[0]
+        assert catsplit.unsplit(loaded, coarse).equals(load_head(src))
