@@ -42,3 +42,34 @@ def test_head_only_models_at_old_opsets(tmp_path, edited_heads, opset, which):
     model = onnx.load(str(path))
     assert [o.version for o in model.opset_import] == [opset] and model.ir_version >= 4
     assert "Slice" not in [n.op_type for n in model.graph.node]
+
+
+@pytest.mark.parametrize("output_kind", ["probabilities", "log_probabilities"])
+def test_a_keep_split_hierarchical_head_gives_its_columns_in_its_label_order(tmp_path, output_kind):
+    """The gated graph computes the columns table by table; a head whose labels leave that order (order="keep")
+    gets them gathered into Head.labels order, and the order travels in the metadata to the head rebuilt."""
+    from catsplit.export.graph import head_from_model, head_graph, head_metadata, set_metadata
+
+    enc = HashEncoder()
+    head, subs, _, _ = compositional_head(dim=DIM)
+    edited = catsplit.split(head, enc, "Pushing something", subs, method="retrieval", mode="hierarchical", order="keep")
+    assert edited.output_order is not None
+    path = export.to_onnx(None, edited, tmp_path / "keep.onnx", torch.randn(4, DIM))  # verified against torch
+    model = onnx.load(str(path))
+    rebuilt = head_from_model(model, str(path))
+    assert rebuilt.labels == edited.labels and rebuilt.output_order == edited.output_order
+    f = torch.randn(11, DIM) * 3
+    labels, probs = export.predict(export.session(path, "cpu"), f.numpy())
+    np.testing.assert_allclose(probs, edited.probs(f).numpy(), atol=1e-5)
+    assert labels.tolist() == edited.predict(f).tolist()
+    # the same head as log-probabilities, in a graph of its own
+    x = onnx.helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, ["batch", DIM])
+    g = head_graph(edited, "features", "out", opset=17, output_kind=output_kind)
+    y = onnx.helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, ["batch", edited.num_classes])
+    m = onnx.helper.make_model(onnx.helper.make_graph(g.nodes, "g", [x], [y], g.initializers),
+                               opset_imports=[onnx.helper.make_opsetid("", 17)], ir_version=8)
+    set_metadata(m, head_metadata(edited, g))
+    onnx.save(m, str(tmp_path / "g.onnx"))
+    out = export.session(tmp_path / "g.onnx", "cpu").run(None, {"features": f.numpy()})[0]
+    got = out if output_kind == "probabilities" else np.exp(out)  # Log of float32 probabilities: -inf where they underflow
+    np.testing.assert_allclose(got, edited.probs(f).numpy(), atol=1e-5)
