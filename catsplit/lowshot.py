@@ -185,8 +185,8 @@ class SubRowScores:
         return torch.tensor([index[n] for n in names], dtype=torch.long)
 
     def __call__(self, idx: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        """Scores over the output labels, in order, for the clips `idx` with sub rows `w` [k, D] and biases `b` [k]
-        -> [B, C]: the frozen ones, then the subs'. Differentiable in `w` and `b`."""
+        """Scores over `columns` for the clips `idx` with sub rows `w` [k, D] and biases `b` [k] -> [B, C]: the
+        frozen ones, then the subs'. Differentiable in `w` and `b`."""
         sub_logits = table_scores(self.x[idx], w, b, kind=self.head.kind, scale=self.head.scale)  # [B, k]
         if self.hierarchical:
             sub_logits = self.log_gate[idx, None] + torch.log_softmax(sub_logits, dim=1)  # log p(c) + log q_j

@@ -115,8 +115,8 @@ def test_config_labels_are_checked(id2label, message):
         config_labels({"id2label": id2label}, "config.json")
 
 
-@pytest.mark.parametrize("kind", ["videomae", "timesformer"])
-@pytest.mark.parametrize("mode", ["flat", "hierarchical"])
+@pytest.mark.parametrize("kind, mode", [("videomae", "flat"), ("videomae", "hierarchical"), ("timesformer", "hierarchical"),
+                                        ("vivit", "flat")])
 def test_to_onnx_takes_a_transformers_video_classifier(tmp_path, kind, mode):
     model = tiny_model(kind)
     state = {k: v.clone() for k, v in model.state_dict().items()}
