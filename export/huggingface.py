@@ -107,13 +107,19 @@ def write_config(path: Path, config: Mapping[str, Any], *, overwrite: bool) -> N
 
 
 def is_transformers_classifier(model: Any) -> bool:
-    """Whether `model` is a transformers model with a label config (checked without importing transformers)."""
+    """Whether `model` is a transformers classifier (`...ForVideoClassification`, `...ForImageClassification`):
+    a `PreTrainedModel` of a class named for classification, with a label config. Checked without importing
+    transformers (a model of its classes means it is imported already); a bare backbone such as `VideoMAEModel`
+    is not one."""
     transformers = sys.modules.get("transformers")
     if transformers is None:
         return False
     pretrained = getattr(transformers, "PreTrainedModel", None)
     config = getattr(model, "config", None)
-    return pretrained is not None and isinstance(model, pretrained) and isinstance(getattr(config, "id2label", None), dict)
+    return (
+        pretrained is not None and isinstance(model, pretrained) and "Classification" in type(model).__name__
+        and isinstance(getattr(config, "id2label", None), dict)
+    )
 
 
 def classifier_features(model: Any, head: Any, key: str | None = None) -> Any:

@@ -138,3 +138,10 @@ def test_to_onnx_key_is_for_transformers_models(tmp_path):
     model = tiny_model()
     stranger = catsplit.Head(weight=torch.randn(5, 32), labels=LABELS)  # not the model's rows: named by key, no warning
     export.to_onnx(model, stranger, tmp_path / "k.onnx", clips(2), key="classifier")
+
+
+def test_a_bare_transformers_backbone_is_not_taken_for_a_classifier(tmp_path):
+    bare = transformers.VideoMAEModel(tiny_model().config).eval()  # returns hidden states, has no classifier
+    head = catsplit.Head(weight=torch.randn(5, 32), labels=LABELS)
+    with pytest.raises(CatsplitError, match=r"the backbone must return features \[N, 32\].*BaseModelOutput"):
+        export.to_onnx(bare, head, tmp_path / "m.onnx", clips(2))
