@@ -82,8 +82,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from catsplit.export import predict, session
-    from catsplit.export.runtime import session_labels
+    from catsplit.export import predict, session, session_labels
 
     if args.top < 1:
         raise CatsplitError(f"--top must be at least 1 (labels shown per clip), got {args.top}")

@@ -57,7 +57,7 @@ def test_split_onnx_reads_and_writes_the_labels_of_an_optimum_folder(optimum_fol
     assert json.loads((again.parent / "config.json").read_text())["id2label"]["3"] == "Holding something a"
 
 
-def test_predict_and_triton_read_the_labels_of_the_config_beside_a_foreign_model(optimum_folder, tmp_path):
+def test_predict_and_triton_read_the_labels_of_the_config_beside_a_foreign_model(optimum_folder, tmp_path, capsys):
     src, model = optimum_folder
     assert "catsplit.labels" not in metadata(src / "model.onnx")
     x = clips(2, seed=1)
@@ -67,6 +67,13 @@ def test_predict_and_triton_read_the_labels_of_the_config_beside_a_foreign_model
     assert list(labels) == [LABELS[i] for i in top]
     folder = export.triton(src / "model.onnx", tmp_path / "repo", name="videomae", max_batch_size=4, instance="cpu")
     assert (folder / "labels.txt").read_text().splitlines() == LABELS
+    from catsplit.cli import main
+
+    np.save(tmp_path / "clips.npy", x.numpy())
+    assert main(["predict", str(src / "model.onnx"), str(tmp_path / "clips.npy"), "--device", "cpu", "--top", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["label"] for r in report["predictions"]] == list(labels)
+    assert {t["label"] for r in report["predictions"] for t in r["top"]} <= set(LABELS)
 
 
 def test_the_edited_config_is_never_written_over_another_models(optimum_folder, tmp_path):
