@@ -17,6 +17,7 @@ from catsplit.errors import CatsplitError
 from catsplit.io.atomic import atomic_path, check_destination
 from catsplit.io.keys import (
     FORMAT_VERSION,
+    ORDERED_FORMAT_VERSION,
     KEY_FORMAT,
     KEY_GROUPS,
     KEY_HISTORY,
@@ -62,7 +63,7 @@ def head_tensors(head: HeadParts) -> tuple[dict[str, torch.Tensor], dict[str, st
     for key, t in head.undo.items():
         tensors[key] = t.contiguous()
     meta = dict(head.metadata)  # foreign keys first; ours win
-    meta[KEY_FORMAT] = FORMAT_VERSION
+    meta[KEY_FORMAT] = FORMAT_VERSION if head.output_order is None else ORDERED_FORMAT_VERSION
     meta[KEY_LABELS] = json.dumps(list(head.tables[0].labels), ensure_ascii=False)
     meta[KEY_KIND] = head.kind
     if head.scale is not None:

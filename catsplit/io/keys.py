@@ -3,6 +3,10 @@ models (`metadata_props`), so the readers and writers of both cannot drift apart
 
 # --- head files (spec/head-format.md) --------------------------------------------------------
 FORMAT_VERSION = "1"
+# Files whose output labels leave table order (catsplit.order) are format 2, so that a catsplit that
+# predates the key refuses them ("Upgrade catsplit") instead of listing the labels in table order.
+ORDERED_FORMAT_VERSION = "2"
+READABLE_FORMATS = (FORMAT_VERSION, ORDERED_FORMAT_VERSION)
 KEY_FORMAT = "catsplit.format"
 KEY_LABELS = "catsplit.labels"  # labels of the base table (head files) / the output columns (ONNX), a JSON list
 KEY_TABLES = "catsplit.tables"

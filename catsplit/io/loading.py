@@ -15,7 +15,7 @@ from catsplit.checks import check_history, check_templates
 from catsplit.errors import CatsplitError
 from catsplit.head import Head, make_table
 from catsplit.io.checkpoint import CHECKPOINT_SUFFIXES, find_linear, float_tensor, read_checkpoint
-from catsplit.io.keys import FORMAT_VERSION, KEY_FORMAT, KEY_GROUPS, KEY_HISTORY, KEY_KIND, KEY_LABELS, KEY_ORDER, KEY_SCALE, KEY_TABLES, KEY_TEMPLATES, OWN_KEYS
+from catsplit.io.keys import KEY_FORMAT, KEY_GROUPS, KEY_HISTORY, KEY_KIND, KEY_LABELS, KEY_ORDER, KEY_SCALE, KEY_TABLES, KEY_TEMPLATES, ORDERED_FORMAT_VERSION, OWN_KEYS, READABLE_FORMATS
 from catsplit.io.readers import parse_json, read_labels
 from catsplit.io.safetensors import SURROGATE_ESCAPE, SafetensorsReader, utf8_encodable
 
@@ -115,10 +115,15 @@ def _head_from_catsplit(
     path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, str], labels: list[str] | None,
     groups: Mapping[str, Sequence[str]] | None,
 ) -> Head:
-    if meta.get(KEY_FORMAT) != FORMAT_VERSION:
+    if meta.get(KEY_FORMAT) not in READABLE_FORMATS:
         raise CatsplitError(
-            f"{path} has catsplit format {meta.get(KEY_FORMAT)!r}; this catsplit reads format {FORMAT_VERSION}. "
-            "Upgrade catsplit"
+            f"{path} has catsplit format {meta.get(KEY_FORMAT)!r}; this catsplit reads formats "
+            f"{', '.join(READABLE_FORMATS)}. Upgrade catsplit"
+        )
+    if (KEY_ORDER in meta) != (meta[KEY_FORMAT] == ORDERED_FORMAT_VERSION):
+        raise CatsplitError(
+            f"{path}: catsplit format {meta[KEY_FORMAT]!r} {'without' if KEY_ORDER not in meta else 'with'} the key "
+            f"{KEY_ORDER!r}; format {ORDERED_FORMAT_VERSION} files, and only they, hold it. The file is damaged"
         )
     if "weight" not in tensors:
         raise CatsplitError(f"{path} is missing the tensor 'weight'; found {sorted(tensors)[:10]}")

@@ -147,3 +147,34 @@ def test_a_damaged_output_order_is_refused_naming_the_file(tmp_path, encoder, he
     save_file(tensors, str(path), metadata=meta)
     with pytest.raises(CatsplitError, match=f"{path}.*{message}"):
         load_head(path)
+
+
+def test_format_version_2_exactly_when_the_output_order_is_written(tmp_path, encoder, head_and_subs):
+    # A hierarchical keep split lists its labels out of table order (catsplit.order): such a file is
+    # format "2", so a catsplit that predates the key refuses it instead of misreading the labels.
+    head, subs = head_and_subs
+    hier = catsplit.split(head, encoder, COARSE, subs, method="coarse", mode="hierarchical", order="keep")
+    flat = catsplit.split(head, encoder, COARSE, subs, method="coarse", order="keep")
+    plain = catsplit.split(head, encoder, COARSE, subs, method="coarse", mode="hierarchical")
+    for name, h, version in (("hier", hier, "2"), ("flat", flat, "1"), ("plain", plain, "1"), ("head", head, "1")):
+        h.save(tmp_path / f"{name}.safetensors")
+        with safe_open(str(tmp_path / f"{name}.safetensors"), "pt") as f:
+            assert f.metadata()["catsplit.format"] == version, name
+        assert load_head(tmp_path / f"{name}.safetensors").equals(h)
+
+
+@pytest.mark.parametrize("drop_order", [True, False])
+def test_the_format_version_and_the_output_order_must_agree(tmp_path, encoder, head_and_subs, drop_order):
+    head, subs = head_and_subs
+    hier = catsplit.split(head, encoder, COARSE, subs, method="coarse", mode="hierarchical", order="keep")
+    path = tmp_path / "hier.safetensors"
+    hier.save(path)
+    with safe_open(str(path), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    if drop_order:
+        del meta["catsplit.order"]  # format "2" without the order
+    else:
+        meta["catsplit.format"] = "1"  # the order under format "1"
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(CatsplitError, match=f"{path}.*catsplit.order.*damaged"):
+        load_head(path)
