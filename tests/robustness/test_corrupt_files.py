@@ -238,7 +238,7 @@ def test_metadata_with_wrong_json_types(tmp_path, good):
         ("catsplit.scale", "abc", "damaged catsplit metadata"),
         ("catsplit.scale", "1e999", "finite"),
         ("catsplit.kind", "conv", "kind"),
-        ("catsplit.format", "2", "Upgrade catsplit"),
+        ("catsplit.format", "3", "Upgrade catsplit"),  # "2" is read (catsplit.order)
         ("catsplit.labels", '["a\\ud800"]', "unpaired surrogate"),
         ("catsplit.labels", "[" * 50_000 + "]" * 50_000, "nested too deeply"),
     ]:
