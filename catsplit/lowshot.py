@@ -160,7 +160,8 @@ class SubRowScores:
             if not self.hierarchical and head.is_hierarchical:
                 raise CatsplitError("finetune of a flat split inside a hierarchical head is not supported; fine-tune before adding hierarchical splits")
             n_others = head.num_classes - len(rec["subs"])
-            self.others = head.scores(x)[:, :n_others]  # [N, C - k]
+            # float32 table logits, like the trained rows' (log_gate, sub_logits): what finetune has always trained on
+            self.others = head.scores(x, table_dtype=torch.float32)[:, :n_others]  # [N, C - k]
             if self.hierarchical:
                 ti, r = head.locate(rec["coarse"])
                 if ti != 0:
