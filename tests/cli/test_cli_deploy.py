@@ -106,3 +106,17 @@ def test_export_head_only_with_a_float16_example(head_file, tmp_path, capsys):
     path, _ = head_file
     assert main(["export", str(path), "--example-dtype", "float16", "-o", str(tmp_path / "m.onnx")]) == 0  # cast to float32
     assert "verified" in capsys.readouterr().out
+
+
+def test_predict_lists_the_models_top1_first(tmp_path, capsys):
+    """Logits one ulp apart round to one probability: the ranking by probability put the earlier label first."""
+    small = np.float32(1e-3)
+    head = catsplit.Head(weight=np.array([[small], [np.nextafter(small, np.float32(1))], [-1.0]], np.float32), labels=["a", "b", "c"])
+    model = tmp_path / "m.onnx"
+    import catsplit.export as cx
+
+    cx.to_onnx(None, head, model, np.ones((2, 1), np.float32))
+    np.save(tmp_path / "x.npy", np.ones((1, 1), np.float32))
+    assert main(["predict", str(model), str(tmp_path / "x.npy"), "--device", "cpu", "--top", "2"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("0\tb (") and "\ta (" in line
