@@ -294,3 +294,30 @@ def test_edit_onnx_refuses_a_float16_classifier(tmp_path):
     with pytest.raises(CatsplitError, match=r"'feat' is float16.*float32"):
         export.edit_onnx(src, None, "Holding something", SUBS, tmp_path / "dst.onnx", method="coarse")
     assert not (tmp_path / "dst.onnx").exists()
+
+
+def test_editing_a_text_head_model_keeps_the_rows_it_stores(tmp_path):
+    """A text head's rows are stored as scale * normalize(W); normalising those again and scaling does not give the
+    same bits, so an edit that rebuilt them changed the base logits the top-1 reads. The untouched tables keep theirs."""
+    rng = np.random.default_rng(3)
+    labels = ["Pushing something", "Lifting something", "Dropping something", "Holding something"]
+    head = catsplit.Head(weight=rng.standard_normal((4, 16)).astype(np.float32), labels=labels, kind="text", scale=7.3)
+    src = export.to_onnx(None, head, tmp_path / "text.onnx", torch.randn(4, 16))
+    stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(src)).graph.initializer}["catsplit_head/t0/weight"]
+    again = torch.nn.functional.normalize(torch.tensor(stored), dim=-1) * 7.3
+    assert not np.array_equal(again.numpy(), stored)  # what rebuilding the rows would have stored
+    subs = ["Lifting something up", "Lifting something slowly"]
+    first = export.split_onnx(src, tmp_path / "first.onnx", None, "Lifting something", subs, method="coarse", mode="hierarchical")
+    second = export.split_onnx(first, tmp_path / "second.onnx", None, "Holding something", ["Holding it up", "Holding it down"],
+                               method="coarse", mode="hierarchical")
+    for path in (first, second):
+        rows = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+        assert rows["catsplit_head/t0/weight"].tobytes() == stored.tobytes()
+    x = np.random.default_rng(4).standard_normal((4000, 16)).astype(np.float32)
+    before, _ = export.predict(export.session(src, "cpu"), x)
+    after, _ = export.predict(export.session(first, "cpu"), x)
+    twice, _ = export.predict(export.session(second, "cpu"), x)
+    kept = before != "Lifting something"
+    assert (after[kept] == before[kept]).all()
+    kept = after != "Holding something"
+    assert (twice[kept] == after[kept]).all()
