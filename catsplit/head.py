@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from os import PathLike
 
 
+CAST_BLOCK = 1 << 22  # float64 scoring casts a table's weights at most this many elements at a time
+
+
 @dataclass(frozen=True)
 class Table:
     """One linear layer of a head: the base, or the sub-head of one hierarchical split."""
@@ -195,8 +198,17 @@ class Head:
             dtype: what the weights, bias and features are cast to and the scores computed in.
         """
         t = self.tables[table]
-        bias = t.bias.to(dtype) if t.bias is not None else None
-        return table_scores(x.to(dtype), t.weight.to(dtype), bias, kind=self.kind, scale=self.scale)
+        x = x.to(dtype)
+        if dtype == torch.float32 or t.weight.numel() <= CAST_BLOCK:  # float32: the code the flat logits have always used
+            bias = t.bias.to(dtype) if t.bias is not None else None
+            return table_scores(x, t.weight.to(dtype), bias, kind=self.kind, scale=self.scale)
+        # a large table cast block by block: a float64 copy of a 100,000 x 1,024 base would take 800 MB at once
+        rows = max(1, CAST_BLOCK // t.weight.shape[1])
+        parts = []
+        for i in range(0, t.weight.shape[0], rows):
+            bias = t.bias[i : i + rows].to(dtype) if t.bias is not None else None
+            parts.append(table_scores(x, t.weight[i : i + rows].to(dtype), bias, kind=self.kind, scale=self.scale))
+        return torch.cat(parts, dim=1)
 
     def scores(self, x: torch.Tensor, *, table_dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """`logits` for a float32 tensor [N, D], without checks or conversion -> float32 [N, len(labels)].
