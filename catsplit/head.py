@@ -9,7 +9,10 @@ table by table, in row order, unless `output_order` gives another order (splits 
 order="keep" do, so that no other label changes index). Probabilities:
     p(y)   = softmax(base logits)_y                    for base labels
     p(s_j) = p(gate) * softmax(sub-table logits)_j     for the rows of a sub-table
-`Head.logits` returns log-probabilities for hierarchical heads, so `softmax(logits)` is `p`.
+`Head.logits` returns log-probabilities for hierarchical heads, so `softmax(logits)` is `p`. They are
+computed from float64 table logits, which cannot overflow for finite float32 features and weights, so
+no finite input gives NaN; the top-1 rule (`predict_index`) reads the float32 base logits, the bits the
+unedited head's logits have.
 """
 
 from __future__ import annotations
@@ -37,10 +40,12 @@ from catsplit.checks import (
 )
 from catsplit.errors import CatsplitError
 from catsplit.io.headfile import save_head
-from catsplit.scoring import table_scores
+from catsplit.scoring import scores_in
 
 if TYPE_CHECKING:
     from os import PathLike
+
+
 
 
 @dataclass(frozen=True)
@@ -192,28 +197,35 @@ class Head:
         return self.tables[ti].weight[r].to(torch.float32)
 
     # --- inference ---------------------------------------------------------------------
-    def table_logits(self, x: torch.Tensor, table: int = 0, *, stable: bool = False) -> torch.Tensor:
-        """One table's scores for float32 features `x` [N, D] -> [N, C_table] (`table_scores` in float32).
+    def table_logits(
+        self, x: torch.Tensor, table: int = 0, dtype: torch.dtype = torch.float32, *, stable: bool = False
+    ) -> torch.Tensor:
+        """One table's scores for features `x` [N, D] -> [N, C_table] (`table_scores` in `dtype`).
 
         Args:
+            x: float32 features (cast to `dtype`; float32 stays the same tensor).
+            table: index into `tables`.
+            dtype: what the weights, bias and features are cast to and the scores computed in.
             stable: blocked matmul (catsplit/scoring.py): each row's score independent of the table's size.
         """
         t = self.tables[table]
-        bias = t.bias.to(torch.float32) if t.bias is not None else None
-        return table_scores(x, t.weight.to(torch.float32), bias, kind=self.kind, scale=self.scale, stable=stable)
+        return scores_in(x, t.weight, t.bias, dtype, kind=self.kind, scale=self.scale, stable=stable)
 
-    def scores(self, x: torch.Tensor) -> torch.Tensor:
+    def scores(self, x: torch.Tensor, *, table_dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """`logits` for a float32 tensor [N, D], without checks or conversion -> float32 [N, len(labels)].
 
-        It follows autograd like any torch op. A flat head's scores are computed blockwise (`stable`), so
-        every row's logit is bit for bit the same in a head with more rows (an order="keep" split).
+        Flat heads: the float32 table logits, computed blockwise (`stable`), so every row's logit is bit for
+        bit the same in a head with more rows (an order="keep" split). Hierarchical heads: log-probabilities,
+        computed in float64 from table logits in `table_dtype`. In float64 (the default) `|x| |w| D` stays far
+        below the type's range, so no finite float32 input or weight gives NaN (a log-probability below
+        float32's range is -inf). `finetune` passes torch.float32, the precision it trains in. Follows autograd.
         """
         if not self.is_hierarchical:
             return self.table_logits(x, stable=True)
-        # Log-probabilities in float64: p(sub) = p(gate) * softmax(sub logits).
+        # p(sub) = p(gate) * softmax(sub logits), as log-probabilities in float64
         logp: dict[str, torch.Tensor] = {}
         for ti, t in enumerate(self.tables):
-            lp = torch.log_softmax(self.table_logits(x, ti).to(torch.float64), dim=-1)  # [N, C_t]
+            lp = torch.log_softmax(self.table_logits(x, ti, table_dtype).to(torch.float64), dim=-1)  # [N, C_t]
             if t.parent is not None:
                 lp = lp + logp[t.parent].unsqueeze(1)
             for j, lab in enumerate(t.labels):

@@ -168,8 +168,9 @@ class SubRowScores:
             if not self.hierarchical and head.is_hierarchical:
                 raise CatsplitError("finetune of a flat split inside a hierarchical head is not supported; fine-tune before adding hierarchical splits")
             others = [i for i, lab in enumerate(head.labels) if lab not in subs]
-            # One plain matmul for a flat head (not Head.scores' blocked one): the loss, and so the trained rows, as they were.
-            scores = head.scores(x) if self.hierarchical else head.table_logits(x)
+            # float32 table logits, like the trained rows' (log_gate, sub_logits): what finetune has always trained
+            # on; one plain matmul for a flat head (not Head.scores' blocked one), so the trained rows are as they were.
+            scores = head.scores(x, table_dtype=torch.float32) if self.hierarchical else head.table_logits(x)
             # The last k columns (order "append") are cut off as before; otherwise the others are gathered.
             tail = others == list(range(len(others)))
             self.others = scores[:, : len(others)] if tail else scores[:, torch.tensor(others, dtype=torch.long)]  # [N, C - k]

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from catsplit.errors import CatsplitError
-from catsplit.scoring import table_scores
+from catsplit.scoring import scores_in, table_scores
 
 
 def head_module(head: Any, *, top1: bool = False) -> torch.nn.Module:
@@ -103,7 +103,7 @@ class GatedHead(torch.nn.Module):
         x = x.to(torch.float32)
         logp: list[torch.Tensor] = []
         for ti in range(len(self.tables)):
-            lp = torch.log_softmax(self.table_scores(x, ti).to(torch.float64), dim=-1)  # [N, C_t]
+            lp = torch.log_softmax(self.table_scores(x, ti, torch.float64), dim=-1)  # [N, C_t], float64 as Head.scores
             parent = self.parents[ti]
             if parent is not None:  # log p(sub) = log p(gate) + log softmax(sub scores)
                 pt, pc = parent
@@ -114,11 +114,12 @@ class GatedHead(torch.nn.Module):
             return out
         return out, self.top1_index(x, out)
 
-    def table_scores(self, x: torch.Tensor, table: int, *, stable: bool = False) -> torch.Tensor:
-        """One table's float32 scores [N, C_t], as `Head.table_logits`."""
+    def table_scores(
+        self, x: torch.Tensor, table: int, dtype: torch.dtype = torch.float32, *, stable: bool = False
+    ) -> torch.Tensor:
+        """One table's scores [N, C_t] in `dtype`, as `Head.table_logits`."""
         layer = self.tables[table]
-        bias = layer.bias.to(torch.float32) if layer.bias is not None else None
-        return table_scores(x, layer.weight.to(torch.float32), bias, kind=self.kind, scale=self.scale, stable=stable)
+        return scores_in(x, layer.weight, layer.bias, dtype, kind=self.kind, scale=self.scale, stable=stable)
 
     def top1_index(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """`Head.predict_index`'s rule: the base table's top-1 (its stable scores) when it is not a gate, else the

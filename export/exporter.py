@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from catsplit.errors import CatsplitError
-from catsplit.export.graph import head_graph, head_metadata, set_metadata
+from catsplit.export.graph import TOP1, head_graph, head_metadata, set_metadata, unused_name
 from catsplit.export.huggingface import classifier_features, is_transformers_classifier
 from catsplit.io.atomic import atomic_path, check_destination
 from catsplit.optional import require_onnx, require_onnxruntime, require_onnxscript
@@ -129,13 +129,18 @@ def to_onnx(
     opset_used = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     features_name = model.graph.output[0].name
     batch = model.graph.input[0].type.tensor_type.shape.dim[0]
-    graph = head_graph(head, features_name, output_name, opset=opset_used)
+    top1 = unused_name(model.graph, TOP1, also=(output_name,))
+    graph = head_graph(head, features_name, output_name, opset=opset_used, top1=top1)
     model.graph.node.extend(graph.nodes)
     model.graph.initializer.extend(graph.initializers)
     del model.graph.output[:]
     out = onnx.helper.make_tensor_value_info(output_name, onnx.TensorProto.FLOAT, [None, head.num_classes])
     out.type.tensor_type.shape.dim[0].CopyFrom(batch)
     model.graph.output.append(out)
+    if graph.top1 is not None:  # hierarchical: the exact rule's top-1, int64 [batch]
+        top = onnx.helper.make_tensor_value_info(graph.top1, onnx.TensorProto.INT64, [None])
+        top.type.tensor_type.shape.dim[0].CopyFrom(batch)
+        model.graph.output.append(top)
     set_metadata(model, head_metadata(head, graph))
     model.producer_name = "catsplit"
 
@@ -180,26 +185,32 @@ def check_model(path: str | os.PathLike, backbone: Any, head: Any, example: Any)
             reference = head.probs(features) if head.is_hierarchical else head.logits(features)
             top1 = head.predict_index(features)
         try:
-            got = session.run(None, {name: batch.numpy()})[0]
+            outputs = session.run(None, {name: batch.numpy()})
         except Exception as exc:  # e.g. a node this onnxruntime implements differently at the opset asked for
             raise CatsplitError(
                 f"onnxruntime cannot run the exported model on a batch of {len(batch)}: {str(exc).strip().splitlines()[0]}"
             ) from None
+        got = outputs[0]
         if got.shape != tuple(reference.shape):
             raise CatsplitError(f"onnxruntime gave shape {got.shape} for a batch of {len(batch)}, torch {tuple(reference.shape)}")
-        diff = np.abs(got - reference.numpy())
+        ref = reference.numpy()
+        with np.errstate(invalid="ignore"):  # inf - inf where both overflowed alike
+            same = (got == ref) | (np.isnan(got) & np.isnan(ref))  # equal infinities, NaN in both (flat logits that overflow)
+            diff = np.where(same, 0.0, np.abs(got - ref))
         worst = np.unravel_index(int(np.argmax(diff)), diff.shape)
-        if not diff.max() <= ATOL:  # also catches NaN
+        if not diff.max() <= ATOL:  # also catches NaN in one of them
             raise CatsplitError(
                 f"onnxruntime and torch disagree by {diff.max():.3g} (> {ATOL}) at clip {worst[0]}, "
                 f"label {head.labels[worst[1]]!r} (batch of {len(batch)})"
             )
         # A different top-1 counts unless torch itself scores the two labels within ATOL (a tie, e.g.
         # the identical rows of a coarse copy, which the two runtimes may round either way).
-        ref = reference.numpy()
         rows = np.arange(len(ref))
-        theirs = np.argmax(got, axis=1)
-        moved = np.nonzero((theirs != top1) & (ref[rows, top1] - ref[rows, theirs] > ATOL))[0]
+        theirs = outputs[1] if head.is_hierarchical else np.argmax(got, axis=1)  # hierarchical: the exact rule's output
+        if theirs.shape != (len(ref),):
+            raise CatsplitError(f"onnxruntime gave a top-1 of shape {theirs.shape} for a batch of {len(batch)}")
+        with np.errstate(invalid="ignore"):
+            moved = np.nonzero((theirs != top1) & ~(ref[rows, top1] - ref[rows, theirs] <= ATOL))[0]
         if len(moved):
             raise CatsplitError(
                 f"onnxruntime's top-1 differs from torch's for clips {moved[:5].tolist()} (batch of {len(batch)}); "

@@ -21,7 +21,17 @@ from catsplit.checks import check_labels
 from catsplit.errors import CatsplitError
 from catsplit.export.exporter import MAX_BYTES
 from catsplit.io.atomic import atomic_path, check_destination
-from catsplit.export.graph import PREFIX, head_from_model, head_graph, head_metadata, read_metadata, set_metadata
+from catsplit.export.graph import (
+    PREFIX,
+    TOP1,
+    head_from_model,
+    head_graph,
+    head_metadata,
+    read_metadata,
+    set_metadata,
+    table_rows,
+    unused_name,
+)
 from catsplit.export.huggingface import CONFIG_NAME, config_labels, config_path, edited_config, read_config, write_config
 from catsplit.io.keys import KEY_HEAD, KEY_OUTPUT, ONNX_LABEL_KEYS
 from catsplit.io.readers import parse_json, read_labels
@@ -89,6 +99,7 @@ def split_onnx(
     meta = read_metadata(model)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
+    classifier: list = []  # a foreign classifier's nodes, kept when they compute the base table's logits
     if KEY_HEAD in meta:  # written by catsplit: the head's own nodes are replaced
         if labels is not None:
             raise CatsplitError(f"{src} carries its labels (catsplit metadata); drop labels=")
@@ -96,6 +107,11 @@ def split_onnx(
         old = [n for n in graph.node if n.name.startswith(PREFIX)]
         features, output = _json_field(meta, "features"), _json_field(meta, "output")
         dropped_inits = {t.name for t in graph.initializer if t.name.startswith(PREFIX)}
+        rows = table_rows(model, str(src))
+        top1 = _json_field(meta, "top1", None) or unused_name(graph, TOP1)
+        base = _json_field(meta, "base_logits", None)
+        classifier = _producers(graph, base, features) if base and _foreign(graph, base) else []
+        activation = _activation(meta)
     else:
         names = _labels(src, meta, labels, config)
         found = find_classifier(model, len(names), node=node, where=str(src))
@@ -103,27 +119,45 @@ def split_onnx(
 
         head = Head(weight=found.weight, bias=found.bias, labels=names)
         old, features, output, dropped_inits = found.nodes, found.features, found.output, set(found.initializers)
+        rows, top1, base, activation = {}, unused_name(graph, TOP1), None, None
     post = _post_softmax(model, output, str(src))  # a Softmax / LogSoftmax after the head, or None
     post_kind = {None: None, "Softmax": "probabilities", "LogSoftmax": "log_probabilities"}[post and post.op_type]
+    if post is not None:  # the model's top-1 is the argmax of that op's output: the edited one reads the same op
+        activation = (post.op_type, next((a.i for a in post.attribute if a.name == "axis"), -1))
 
     edited = split(head, text_encoder, coarse, subs, **split_options)
+    # the tables the edit kept keep the rows the model holds, bit for bit (a text head's scaled rows included)
+    stored = {ti: rows[ti] for ti, t in enumerate(head.tables) if ti in rows and edited.tables[ti] is t}
     if not edited.is_hierarchical:  # logits, into whatever followed the classifier before
-        new = head_graph(edited, features, output, opset=opset)
+        new = head_graph(edited, features, output, opset=opset, stored=stored)
         model_kind = post_kind or "logits"
     else:
+        if KEY_HEAD not in meta:  # the classifier stays: its output is the base table's logits, the bits it had
+            classifier, old, dropped_inits = list(found.nodes), [], set()
+            base = unused_name(graph, PREFIX + "base_logits")
+            _rename_output(graph, output, base)
+        elif not classifier or edited.tables[0] is not head.tables[0]:
+            base = None  # the head's own base Gemm (a flat edit of a base label gives the base table new rows)
         if post is not None:  # the gated head computes (log-)probabilities itself: the Softmax goes, its name stays
             old, output = list(old) + [post], post.output[0]
             model_kind = post_kind
         else:  # keep probabilities where there were, else log-probabilities: softmax(output) stays right
             model_kind = "probabilities" if meta.get(KEY_OUTPUT) == "probabilities" else "log_probabilities"
-        new = head_graph(edited, features, output, opset=opset, output_kind=model_kind)
-    _replace_nodes(model, old, new.nodes, dropped_inits)
+        new = head_graph(
+            edited, features, output, opset=opset, output_kind=model_kind, base_logits=base, base_activation=activation,
+            top1=top1, stored=stored,
+        )
+    if classifier and base is None:  # a kept foreign classifier nobody reads any more
+        inits = _names(graph.initializer)
+        old, dropped_inits = list(old) + classifier, dropped_inits | {i for n in classifier for i in n.input if i in inits}
+    _replace_nodes(model, old, new.nodes, dropped_inits, after=classifier[-1] if classifier and not old else None)
     graph.initializer.extend(new.initializers)
     if model.ir_version < 4:  # before IR 4 every initializer must also be listed as a graph input
         graph.input.extend(
             onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in new.initializers
         )
     _fix_output_shapes(model, output, edited.num_classes)
+    _set_top1_output(model, output, new.top1)
     props = head_metadata(edited, new)
     props[KEY_OUTPUT] = model_kind
     set_metadata(model, props)
@@ -389,19 +423,98 @@ def _labels(src: Path, meta: dict[str, str], labels: Any, config: dict[str, Any]
     )
 
 
-def _json_field(meta: dict[str, str], key: str) -> Any:
+_REQUIRED = object()
+
+
+def _json_field(meta: dict[str, str], key: str, default: Any = _REQUIRED) -> Any:
+    """A field of the catsplit.head description; `default` for an optional one (fields added later)."""
     try:
-        return parse_json(meta[KEY_HEAD], f"{KEY_HEAD!r} metadata")[key]
-    except (KeyError, TypeError) as exc:
+        desc = parse_json(meta[KEY_HEAD], f"{KEY_HEAD!r} metadata")
+        value = desc[key] if default is _REQUIRED else desc.get(key, default)
+    except (KeyError, TypeError, AttributeError) as exc:
         raise CatsplitError(f"damaged {KEY_HEAD!r} metadata ({type(exc).__name__}: {exc})") from None
+    if default is not _REQUIRED and value is not None and not isinstance(value, str):
+        raise CatsplitError(f"damaged {KEY_HEAD!r} metadata: {key!r} must be a tensor name, got {value!r}")
+    return value
 
 
-def _replace_nodes(model: Any, old: list, new: list, dropped_inits: set[str]) -> None:
-    """Put `new` where the first of `old` was (its inputs exist there), drop `old` and unused tensors."""
+def _activation(meta: dict[str, str]) -> tuple[str, int] | None:
+    """`base_activation` of the catsplit.head description: the op the model's top-1 reads the logits through."""
+    try:
+        value = parse_json(meta[KEY_HEAD], f"{KEY_HEAD!r} metadata").get("base_activation")
+    except AttributeError as exc:
+        raise CatsplitError(f"damaged {KEY_HEAD!r} metadata ({type(exc).__name__}: {exc})") from None
+    if value is None:
+        return None
+    ops, axes = ("Softmax", "LogSoftmax"), (1, -1)
+    if not (isinstance(value, list) and len(value) == 2 and value[0] in ops and type(value[1]) is int and value[1] in axes):
+        raise CatsplitError(
+            f"damaged {KEY_HEAD!r} metadata: 'base_activation' must be null or [op, axis] with op one of {list(ops)} "
+            f"and axis 1 or -1, got {value!r}"
+        )
+    return value[0], value[1]
+
+
+def _names(values: Any) -> set[str]:
+    return {v.name for v in values}
+
+
+def _foreign(graph: Any, tensor: str) -> bool:
+    """Whether `tensor` is made by a node catsplit did not add (a foreign classifier kept for its logits)."""
+    return any(tensor in n.output and not n.name.startswith(PREFIX) for n in graph.node)
+
+
+def _producers(graph: Any, tensor: str, features: str) -> list:
+    """The nodes of a kept classifier, in graph order: those computing `tensor` from `features` and initializers."""
+    inits = _names(graph.initializer)
+    wanted, found = {tensor}, []
+    for n in reversed(list(graph.node)):
+        if wanted & set(n.output):
+            found.append(n)
+            wanted |= {i for i in n.input if i and i != features and i not in inits}
+    made = {o for n in found for o in n.output}
+    if not found or not wanted <= made:  # it would reach into the backbone: not the classifier catsplit kept
+        raise CatsplitError(
+            f"damaged {KEY_HEAD!r} metadata: 'base_logits' {tensor!r} is not computed from the features "
+            f"{features!r} by a classifier; export or edit the model again from its head file"
+        )
+    return found[::-1]
+
+
+def _rename_output(graph: Any, old: str, new: str) -> None:
+    """The node making `old` makes `new` instead (its inputs, op and attributes unchanged, so the same bits)."""
+    for n in graph.node:
+        for i, o in enumerate(n.output):
+            if o == old:
+                n.output[i] = new
+
+
+def _set_top1_output(model: Any, output: str, top1: str | None) -> None:
+    """A hierarchical head's top-1 is a graph output, int64 [batch] (batch as the scores' output has it)."""
+    onnx = require_onnx("editing ONNX models")
+    graph = model.graph
+    kept = [o for o in graph.output if o.name != top1]
+    del graph.output[:]
+    graph.output.extend(kept)
+    if top1 is None:
+        return
+    value = onnx.helper.make_tensor_value_info(top1, onnx.TensorProto.INT64, [None])
+    scores = next((o for o in kept if o.name == output), None)
+    if scores is not None and scores.type.tensor_type.HasField("shape") and scores.type.tensor_type.shape.dim:
+        value.type.tensor_type.shape.dim[0].CopyFrom(scores.type.tensor_type.shape.dim[0])
+    graph.output.append(value)
+
+
+def _replace_nodes(model: Any, old: list, new: list, dropped_inits: set[str], after: Any = None) -> None:
+    """Put `new` where the first of `old` was (its inputs exist there), or right after the node `after`
+    when nothing is removed; drop `old` and unused tensors."""
     graph = model.graph
     old_ids = {id(n) for n in old}
     nodes = list(graph.node)
-    at = min(i for i, n in enumerate(nodes) if id(n) in old_ids)
+    if old:
+        at = min(i for i, n in enumerate(nodes) if id(n) in old_ids)
+    else:
+        at = next(i for i, n in enumerate(nodes) if n is after) + 1
     kept = [n for n in nodes[:at] if id(n) not in old_ids] + list(new) + [n for n in nodes[at:] if id(n) not in old_ids]
     removed_outputs = {o for n in old for o in n.output}
     del graph.node[:]

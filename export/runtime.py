@@ -102,23 +102,33 @@ def predict(sess: Any, clips: Any, *, batch_size: int | None = None) -> tuple[np
         batch_size: run in chunks of this many (default: all at once).
     Returns:
         (labels str [N], probabilities float32 [N, C]), from the output named in the model's
-        catsplit.head metadata (else its first output); empty for an empty batch.
+        catsplit.head metadata (else its first output); empty for an empty batch. The labels are the
+        model's own top-1 output where it has one (hierarchical heads: the exact rule), else the
+        first argmax of that output as the model gives it (logits: never of a rounded softmax).
     """
     meta = sess.get_modelmeta().custom_metadata_map
     labels = np.asarray(session_labels(sess), dtype=object)
     kind = meta.get(KEY_OUTPUT, "logits")
-    output = _output_name(sess, meta)
+    names = _output_names(sess, meta)
     n = _batch_len(clips)
     if batch_size is not None and int(batch_size) < 1:  # only a size the caller gave; an empty batch is fine
         raise CatsplitError(f"batch_size must be >= 1, got {batch_size}")
     step = int(batch_size) if batch_size is not None else max(n, 1)
-    outs = [_run(sess, clips[i : i + step], output) for i in range(0, n, step)]
-    scores = np.concatenate(outs) if outs else np.zeros((0, len(labels)), np.float32)
+    outs = [_run(sess, clips[i : i + step], names) for i in range(0, n, step)]
+    scores = np.concatenate([o[0] for o in outs]) if outs else np.zeros((0, len(labels)), np.float32)
     if scores.ndim != 2 or scores.shape[1] != len(labels):
         raise CatsplitError(f"the model outputs shape {scores.shape}, its metadata names {len(labels)} labels")
     probs = _to_probabilities(scores, kind)
-    # argmax of the probabilities: ties go to the earlier column, which keeps hierarchical locality exact
-    return labels[np.argmax(probs, axis=1)].astype(str), probs
+    if len(names) == 1:  # the first argmax: ties go to the earlier column, and NaN counts as the largest value
+        top1 = np.argmax(scores, axis=1) if len(scores) else np.zeros(0, np.int64)
+    else:
+        top1 = np.concatenate([o[1] for o in outs]) if outs else np.zeros(0, np.int64)
+        if top1.shape != (len(scores),) or top1.dtype.kind not in "iu" or not ((top1 >= 0) & (top1 < len(labels))).all():
+            raise CatsplitError(
+                f"the model's {names[1]!r} output must hold one label index in [0, {len(labels)}) per clip, got "
+                f"{top1.dtype} of shape {top1.shape}; export or edit the model again with catsplit"
+            )
+    return labels[top1].astype(str), probs
 
 
 def _to_probabilities(scores: np.ndarray, kind: str) -> np.ndarray:
@@ -126,14 +136,32 @@ def _to_probabilities(scores: np.ndarray, kind: str) -> np.ndarray:
         return scores.astype(np.float32, copy=False)
     if kind not in ("logits", "log_probabilities"):
         raise CatsplitError(f"unknown output kind {kind!r} in the model's metadata")
-    z = scores - scores.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    # Flat logits that overflowed to inf give NaN here, as they do in the model; -MAX - MAX is -inf, whose exp is 0.
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = scores - scores.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-# Session -> output name. The catsplit.head metadata holds every table's labels and groups, so
+# Session -> output names. The catsplit.head metadata holds every table's labels and groups, so
 # parsing it per predict() call cost tens of ms on large heads; a session's model never changes.
 _OUTPUT_NAMES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_TOP1_NAMES: weakref.WeakKeyDictionary[Any, str | None] = weakref.WeakKeyDictionary()
+
+
+def _output_names(sess: Any, meta: dict[str, str]) -> tuple[str, ...]:
+    """(scores,) or (scores, top1): the tensor the head writes, and a hierarchical head's exact top-1 output
+    (`top1` in catsplit.head) when the session has it."""
+    output = _output_name(sess, meta)
+    try:
+        top1 = _TOP1_NAMES[sess]
+    except (KeyError, TypeError):
+        top1 = _parse_top1_name(sess, meta, output)
+        try:
+            _TOP1_NAMES[sess] = top1
+        except TypeError:
+            pass
+    return (output, top1) if top1 is not None else (output,)
 
 
 def _output_name(sess: Any, meta: dict[str, str]) -> str:
@@ -161,6 +189,16 @@ def _parse_output_name(sess: Any, meta: dict[str, str]) -> str:
     return name if name in names else names[0]
 
 
+def _parse_top1_name(sess: Any, meta: dict[str, str], output: str) -> str | None:
+    import json
+
+    try:
+        name = json.loads(meta[KEY_HEAD]).get("top1")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) and name != output and name in [o.name for o in sess.get_outputs()] else None
+
+
 def _batch_len(clips: Any) -> int:
     shape = getattr(clips, "shape", None)
     if shape is None or len(shape) < 1:
@@ -168,18 +206,18 @@ def _batch_len(clips: Any) -> int:
     return int(shape[0])
 
 
-def _run(sess: Any, clips: Any, output: str) -> np.ndarray:
+def _run(sess: Any, clips: Any, outputs: tuple[str, ...]) -> list[np.ndarray]:
     inp = sess.get_inputs()[0]
     if type(clips).__module__.startswith("torch"):
         if clips.is_cuda and "CUDAExecutionProvider" in sess.get_providers():
-            return _run_bound(sess, clips, output)
+            return _run_bound(sess, clips, outputs)
         clips = clips.detach().cpu().numpy()
     clips = np.ascontiguousarray(clips)
     want = _NUMPY_TYPES.get(inp.type)
     if want is not None and clips.dtype != want:
         raise CatsplitError(f"the model's input {inp.name!r} takes {want.__name__} ({inp.type}); got {clips.dtype}")
     try:
-        return sess.run([output], {inp.name: clips})[0]
+        return sess.run(list(outputs), {inp.name: clips})
     except Exception as exc:
         raise CatsplitError(
             f"onnxruntime could not run the model on input of shape {clips.shape} "
@@ -187,7 +225,7 @@ def _run(sess: Any, clips: Any, output: str) -> np.ndarray:
         ) from None
 
 
-def _run_bound(sess: Any, clips: Any, output: str) -> np.ndarray:
+def _run_bound(sess: Any, clips: Any, outputs: tuple[str, ...]) -> list[np.ndarray]:
     """Run on a CUDA torch tensor without copying it to the host (onnxruntime I/O binding)."""
     import torch
 
@@ -198,9 +236,10 @@ def _run_bound(sess: Any, clips: Any, output: str) -> np.ndarray:
         element_type=torch.empty(0, dtype=clips.dtype).numpy().dtype.type, shape=tuple(clips.shape),
         buffer_ptr=clips.data_ptr(),
     )
-    binding.bind_output(output, "cpu")
+    for output in outputs:
+        binding.bind_output(output, "cpu")
     sess.run_with_iobinding(binding)
-    return binding.copy_outputs_to_cpu()[0]
+    return list(binding.copy_outputs_to_cpu())
 
 
 _NUMPY_TYPES = {

@@ -18,6 +18,8 @@ from catsplit.errors import CatsplitError
 from catsplit.export.graph import read_metadata
 from catsplit.export.huggingface import model_labels
 from catsplit.io.atomic import rename_new, swap_in
+from catsplit.io.keys import KEY_HEAD
+from catsplit.io.readers import parse_json
 from catsplit.optional import require_onnx
 
 INSTANCES = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
@@ -81,10 +83,13 @@ def triton(
         )
     labels = model_labels(read_metadata(model), path, str(path))
     config = config_text(model, name=name, max_batch_size=max_batch_size, instance=instance, count=count, where=str(path))
-    if len(model.graph.output) == 1:
-        dims = _dims(model.graph.output[0], str(path))
+    scores = _scores_output(model, str(path))
+    if scores is not None:
+        dims = _dims(scores, str(path))
         if dims != [len(labels)]:
-            raise CatsplitError(f"{path}: the output has shape {dims} per clip but the metadata names {len(labels)} labels")
+            raise CatsplitError(
+                f"{path}: the output {scores.name!r} has shape {dims} per clip but the metadata names {len(labels)} labels"
+            )
 
     repo = Path(repo_dir)
     try:
@@ -118,9 +123,11 @@ def triton(
 
 
 def config_text(model: Any, *, name: str, max_batch_size: int, instance: str, count: int = 1, where: str = "model") -> str:
-    """config.pbtxt for `model`: every graph input and output with its type and per-clip dims."""
+    """config.pbtxt for `model`: every graph input and output with its type and per-clip dims (a hierarchical
+    head's int64 top-1 too); the scores output carries `label_filename`."""
     initializers = {t.name for t in model.graph.initializer}
     inputs = [v for v in model.graph.input if v.name not in initializers]
+    scores = _scores_output(model, where)
     lines = [
         f"name: {_quote(name)}",
         'platform: "onnxruntime_onnx"',
@@ -129,7 +136,7 @@ def config_text(model: Any, *, name: str, max_batch_size: int, instance: str, co
         ",\n".join(_tensor(v, where) for v in inputs),
         "]",
         "output [",
-        ",\n".join(_tensor(v, where, labels=len(model.graph.output) == 1) for v in model.graph.output),
+        ",\n".join(_tensor(v, where, labels=v is scores) for v in model.graph.output),
         "]",
         "dynamic_batching { }",
         f"instance_group [ {{ count: {count} kind: {INSTANCES[instance]} }} ]",
@@ -141,9 +148,26 @@ def _tensor(v: Any, where: str, labels: bool = False) -> str:
     t = v.type.tensor_type
     if t.elem_type not in TRITON_TYPES:
         raise CatsplitError(f"{where}: tensor {v.name!r} has ONNX element type {t.elem_type}, which Triton cannot serve")
-    dims = ", ".join(str(d) for d in _dims(v, where))
+    dims = _dims(v, where)
     extra = '\n    label_filename: "labels.txt"' if labels else ""
-    return f'  {{\n    name: {_quote(v.name)}\n    data_type: {TRITON_TYPES[t.elem_type]}\n    dims: [ {dims} ]{extra}\n  }}'
+    if not dims:  # [batch] only: Triton needs non-empty dims, so [ 1 ] reshaped to the model's [ ] per clip
+        dims, extra = [1], extra + "\n    reshape: { shape: [ ] }"
+    shown = ", ".join(str(d) for d in dims)
+    return f'  {{\n    name: {_quote(v.name)}\n    data_type: {TRITON_TYPES[t.elem_type]}\n    dims: [ {shown} ]{extra}\n  }}'
+
+
+def _scores_output(model: Any, where: str) -> Any:
+    """The graph output holding one column per label: the one catsplit.head names as `output`, else the only
+    output; None when neither is there."""
+    outputs = list(model.graph.output)
+    meta = read_metadata(model)
+    if KEY_HEAD in meta:
+        desc = parse_json(meta[KEY_HEAD], f"{where}: metadata {KEY_HEAD!r}")
+        name = desc.get("output") if isinstance(desc, dict) else None
+        named = [o for o in outputs if o.name == name]
+        if named:
+            return named[0]
+    return outputs[0] if len(outputs) == 1 else None
 
 
 def _quote(text: str) -> str:

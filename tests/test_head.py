@@ -148,3 +148,23 @@ def test_edits_pass_the_checked_parts_of_a_head_on_without_checking_them_again(m
     assert edited.latest_record() == edited.history[-1]
     with pytest.raises(TypeError, match="read-only"):  # nobody can change a head's record through what it hands out
         edited.latest_record()["coarse"] = "changed"
+
+
+def test_float64_scores_of_a_large_table_are_cast_block_by_block(monkeypatch):
+    """A hierarchical head scores its tables in float64; a large base table is cast a block of rows at a time
+    (a whole float64 copy of a 100,000 x 1,024 base is 800 MB), with the scores of casting it whole."""
+    import catsplit.scoring
+
+    rng = np.random.default_rng(2)
+    head = Head(weight=rng.standard_normal((50, 8)).astype(np.float32), bias=rng.standard_normal(50).astype(np.float32),
+                labels=[f"c{i}" for i in range(50)])
+    edited = catsplit.split(head, None, "c7", ["c7 a", "c7 b"], method="coarse", mode="hierarchical")
+    x = torch.from_numpy(rng.standard_normal((5, 8)).astype(np.float32))
+    whole = edited.table_logits(x, 0, torch.float64)
+    casts = []
+    real = torch.Tensor.to
+    monkeypatch.setattr(torch.Tensor, "to", lambda t, *a, **k: casts.append(t.numel()) or real(t, *a, **k))
+    monkeypatch.setattr(catsplit.scoring, "CAST_BLOCK", 64)  # 8 rows of 8
+    blocks = edited.table_logits(x, 0, torch.float64)
+    assert max(casts) <= 64 and len(casts) > 7
+    assert blocks.dtype == torch.float64 and torch.allclose(blocks, whole, rtol=1e-15, atol=0)

@@ -89,9 +89,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     sess = session(args.model, args.device, strict=args.strict)
     labels, probs = predict(sess, read_batch(args.input), batch_size=args.batch_size)
     names = session_labels(sess)
+    column = {lab: j for j, lab in enumerate(names)}
     rows = []
     for i, p in enumerate(probs):
-        top = np.argsort(-p, kind="stable")[: args.top]
+        # the model's top-1 first (it may differ from the largest rounded probability on near-ties), then by probability
+        first = column[labels[i]]
+        top = [first] + [j for j in np.argsort(-p, kind="stable") if j != first][: args.top - 1]
         rows.append({"clip": i, "label": labels[i], "top": [{"label": names[j], "probability": float(p[j])} for j in top]})
     if args.json:
         print(json.dumps({"providers": sess.get_providers(), "predictions": rows}, ensure_ascii=False, indent=1))

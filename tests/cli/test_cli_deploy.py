@@ -124,3 +124,17 @@ def test_edit_onnx_order_keep_moves_no_other_column(head_file, tmp_path, capsys)
     assert labels[j] == target + " fast" and labels[: j] == list(head.labels[:j]) and labels[j + 1 : head.num_classes] == list(head.labels[j + 1 :])
     assert main(["triton", str(edited), "--repo", str(tmp_path / "repo"), "--name", "clf", "--max-batch-size", "8"]) == 0
     assert (tmp_path / "repo" / "clf" / "labels.txt").read_text().splitlines() == labels
+
+
+def test_predict_lists_the_models_top1_first(tmp_path, capsys):
+    """Logits one ulp apart round to one probability: the ranking by probability put the earlier label first."""
+    small = np.float32(1e-3)
+    head = catsplit.Head(weight=np.array([[small], [np.nextafter(small, np.float32(1))], [-1.0]], np.float32), labels=["a", "b", "c"])
+    model = tmp_path / "m.onnx"
+    import catsplit.export as cx
+
+    cx.to_onnx(None, head, model, np.ones((2, 1), np.float32))
+    np.save(tmp_path / "x.npy", np.ones((1, 1), np.float32))
+    assert main(["predict", str(model), str(tmp_path / "x.npy"), "--device", "cpu", "--top", "2"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("0\tb (") and "\ta (" in line

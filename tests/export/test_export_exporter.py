@@ -41,7 +41,17 @@ def test_hierarchical_export_is_gated_and_keeps_other_predictions(exported, head
     backbone, paths = exported
     head, _, hier, subs = heads
     assert metadata(paths["hier"])["catsplit.output"] == "probabilities"
-    assert head_nodes(paths["hier"]).count("Gemm") == 2
+    # one float32 Gemm, the base table's logits as the flat export computes them (the top-1 rule reads it),
+    # and a float64 Gemm per table for the probabilities
+    model = onnx.load(str(paths["hier"]))
+    gemms = [n for n in model.graph.node if n.op_type == "Gemm" and n.name.startswith("catsplit_head/")]
+    assert len(gemms) == 1 + len(hier.tables)
+    desc = json.loads(metadata(paths["hier"])["catsplit.head"])
+    base = gemms[0]
+    assert list(base.input) == [desc["features"], desc["tables"][0]["weight"], desc["tables"][0]["bias"]]
+    assert list(base.output) == [desc["base_logits"]]
+    assert [o.name for o in model.graph.output] == ["probabilities", "top1"] and desc["top1"] == "top1"
+    assert model.graph.output[1].type.tensor_type.elem_type == TensorProto.INT64
     sess = export.session(paths["hier"], "cpu")
     x = clips(64, seed=7)
     labels, probs = export.predict(sess, x.numpy())
@@ -182,3 +192,19 @@ def test_check_model_turns_shape_inference_errors_into_catsplit_errors(tmp_path,
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(tmp_path / "bad.onnx"))
     with pytest.raises(CatsplitError, match="fails onnx.checker"):
         export.check_model(tmp_path / "bad.onnx", None, edited_heads[0], torch.randn(2, DIM))
+
+
+def test_heads_whose_logits_overflow_export_with_verification(tmp_path):
+    """Verification compared NaN with NaN (never equal) and failed flat heads whose logits overflow alike in both
+    runtimes; a hierarchical head gave NaN probabilities there. Now the flat logits agree (equal infinities), and
+    the hierarchical probabilities, from float64 table logits, are finite."""
+    big = float(np.finfo(np.float32).max)
+    head = catsplit.Head(weight=np.array([[big], [-big], [1.0]], np.float32), labels=["a", "b", "c"])
+    x = np.array([[big], [-big], [1.0], [0.0]], np.float32)  # a's logit is +inf, -inf, MAX, 0
+    flat = export.to_onnx(None, head, tmp_path / "flat.onnx", x)  # verify=True: parity and top-1
+    raw = export.session(flat, "cpu").run(None, {"clips": x})[0]
+    assert np.isinf(raw[:2, :2]).all()
+    hier = catsplit.split(head, None, "c", ["c0", "c1"], method="coarse", mode="hierarchical")
+    path = export.to_onnx(None, hier, tmp_path / "hier.onnx", x)
+    labels, probs = export.predict(export.session(path, "cpu"), x)
+    assert np.isfinite(probs).all() and labels.tolist() == hier.predict(x).tolist() == ["a", "b", "a", "a"]

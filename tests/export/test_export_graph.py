@@ -10,6 +10,10 @@ import catsplit
 from conftest import HashEncoder, compositional_head
 from onnx_models import DIM, edited_heads, export, head_nodes, onnx  # noqa: F401 (fixtures)
 
+from onnx import TensorProto, helper  # after onnx_models, which skips the module without onnx
+
+ort = pytest.importorskip("onnxruntime")
+
 
 @pytest.mark.parametrize("opset", [13, 18])  # ReduceL2 takes its axes as an attribute before 18, an input from 18
 def test_text_head_exports_with_normalisation(tmp_path, opset):
@@ -73,3 +77,30 @@ def test_a_keep_split_hierarchical_head_gives_its_columns_in_its_label_order(tmp
     out = export.session(tmp_path / "g.onnx", "cpu").run(None, {"features": f.numpy()})[0]
     got = out if output_kind == "probabilities" else np.exp(out)  # Log of float32 probabilities: -inf where they underflow
     np.testing.assert_allclose(got, edited.probs(f).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [7, 13, 18])
+def test_the_top1_rule_takes_the_first_maximum_and_nan_as_the_largest_like_numpy(opset):
+    """onnxruntime's ArgMax skips NaN (index 2 for [1, NaN, 2, NaN], numpy's and torch's argmax give 1), and a
+    provider's ArgMax need not take the first of tied maxima: the top-1 nodes only ever give ArgMax a unique maximum."""
+    from catsplit.export.graph import head_graph
+
+    nan, inf = np.nan, np.inf
+    z = np.array([[1, nan, 2, nan], [nan, 1, 5, inf], [1, inf, inf, 0], [2, 2, 2, 0], [-inf, -inf, -inf, -inf],
+                  [3, 3, 1, 3], [0, 7, 7, 7], [-1, -2, -1, -3]], np.float32)  # the base logits, as the original computes them
+    assert np.argmax(z[:2], axis=1).tolist() == [1, 0]
+    head = catsplit.Head(weight=np.eye(4, 3, dtype=np.float32), labels=["a", "b", "c", "d"])
+    edited = catsplit.split(head, None, "d", ["d0", "d1"], method="coarse", mode="hierarchical")
+    g = head_graph(edited, "x", "probabilities", opset=opset, base_logits="z")
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3]), helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 4])]
+    outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 5]), helper.make_tensor_value_info(g.top1, TensorProto.INT64, ["N"])]
+    model = helper.make_model(helper.make_graph(g.nodes, "top1", inputs, outputs, g.initializers),
+                              opset_imports=[helper.make_opsetid("", opset)], ir_version=max(4, helper.find_min_ir_version_for([helper.make_opsetid("", opset)])))
+    onnx.checker.check_model(model, full_check=True)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((len(z), 3)).astype(np.float32)
+    _, top1 = sess.run(None, {"x": x, "z": z})
+    rows = np.argmax(z, axis=1)  # none of them is d, the gate: the answer is that label
+    assert (rows != 3).all() and [edited.labels[j] for j in top1] == [head.labels[r] for r in rows]
+
+

@@ -101,7 +101,8 @@ def test_edit_onnx_on_models_built_with_the_helper_api(tmp_path, layout, softmax
     x = np.random.default_rng(2).standard_normal((11, 6)).astype(np.float32)
     f = np.maximum(x @ w1, 0)
     sess = export.session(out, "cpu")
-    assert [o.name for o in sess.get_outputs()] == ["out"] and sess.get_outputs()[0].shape[1] == len(expected.labels)
+    outputs = ["out"] + (["top1"] if mode == "hierarchical" else [])  # a hierarchical head adds its exact top-1
+    assert [o.name for o in sess.get_outputs()] == outputs and sess.get_outputs()[0].shape[1] == len(expected.labels)
     labels, probs = export.predict(sess, x)
     np.testing.assert_allclose(probs, expected.probs(f), atol=1e-5)
     raw = sess.run(None, {"x": x})[0]
@@ -110,7 +111,12 @@ def test_edit_onnx_on_models_built_with_the_helper_api(tmp_path, layout, softmax
     kept = expected.predict(f) != "Holding something up"  # subs of a coarse copy tie; the first wins in both
     assert (labels[kept] == expected.predict(f)[kept]).all()
     ops = [n.op_type for n in onnx.load(str(out)).graph.node]
-    assert "MatMul" in ops and ops.count("Softmax") == (1 if mode == "flat" and softmax else 0) + (2 if mode == "hierarchical" else 0)
+    # flat: the model's Softmax stays; hierarchical: it goes, and the top-1 reads the same Softmax of the logits
+    assert "MatMul" in ops and ops.count("Softmax") == (1 if softmax else 0)
+    assert ops.count("LogSoftmax") == (2 if mode == "hierarchical" else 0)  # one per table, in float64
+    if mode == "hierarchical":  # the vendor's classifier stays: its output is the base logits the top-1 reads
+        names = [n.name for n in onnx.load(str(out)).graph.node]
+        assert "fc" in names and ("fc_bias" in names) == (layout == "matmul-add")
 
 
 def test_edit_onnx_tie_warning_points_at_the_callers_line(tmp_path):
@@ -237,7 +243,11 @@ def test_edit_onnx_on_models_listing_their_weights_as_inputs(tmp_path, ir, opset
     out = export.edit_onnx(src, None, "Holding something", SUBS, tmp_path / "dst.onnx", method="coarse", mode=mode)
     model = onnx.load(str(out))
     onnx.checker.check_model(model, full_check=True)
-    assert model.ir_version == ir and "w" not in {i.name for i in model.graph.input}  # the old weight left graph.input too
+    assert model.ir_version == ir
+    if mode == "flat":
+        assert "w" not in {i.name for i in model.graph.input}  # the old weight left graph.input too
+    else:  # the vendor's classifier stays (the top-1 reads its logits), and so does its weight
+        assert "w" in {t.name for t in model.graph.initializer} and "w" in {i.name for i in model.graph.input}
     sess = export.session(out, "cpu")
     assert [i.name for i in sess.get_inputs()] == ["x"]  # nothing else to feed
     _, probs = export.predict(sess, X)
@@ -284,3 +294,30 @@ def test_edit_onnx_refuses_a_float16_classifier(tmp_path):
     with pytest.raises(CatsplitError, match=r"'feat' is float16.*float32"):
         export.edit_onnx(src, None, "Holding something", SUBS, tmp_path / "dst.onnx", method="coarse")
     assert not (tmp_path / "dst.onnx").exists()
+
+
+def test_editing_a_text_head_model_keeps_the_rows_it_stores(tmp_path):
+    """A text head's rows are stored as scale * normalize(W); normalising those again and scaling does not give the
+    same bits, so an edit that rebuilt them changed the base logits the top-1 reads. The untouched tables keep theirs."""
+    rng = np.random.default_rng(3)
+    labels = ["Pushing something", "Lifting something", "Dropping something", "Holding something"]
+    head = catsplit.Head(weight=rng.standard_normal((4, 16)).astype(np.float32), labels=labels, kind="text", scale=7.3)
+    src = export.to_onnx(None, head, tmp_path / "text.onnx", torch.randn(4, 16))
+    stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(src)).graph.initializer}["catsplit_head/t0/weight"]
+    again = torch.nn.functional.normalize(torch.tensor(stored), dim=-1) * 7.3
+    assert not np.array_equal(again.numpy(), stored)  # what rebuilding the rows would have stored
+    subs = ["Lifting something up", "Lifting something slowly"]
+    first = export.split_onnx(src, tmp_path / "first.onnx", None, "Lifting something", subs, method="coarse", mode="hierarchical")
+    second = export.split_onnx(first, tmp_path / "second.onnx", None, "Holding something", ["Holding it up", "Holding it down"],
+                               method="coarse", mode="hierarchical")
+    for path in (first, second):
+        rows = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+        assert rows["catsplit_head/t0/weight"].tobytes() == stored.tobytes()
+    x = np.random.default_rng(4).standard_normal((4000, 16)).astype(np.float32)
+    before, _ = export.predict(export.session(src, "cpu"), x)
+    after, _ = export.predict(export.session(first, "cpu"), x)
+    twice, _ = export.predict(export.session(second, "cpu"), x)
+    kept = before != "Lifting something"
+    assert (after[kept] == before[kept]).all()
+    kept = after != "Holding something"
+    assert (twice[kept] == after[kept]).all()

@@ -66,19 +66,23 @@ def test_triton_repository_matches_the_graph(tmp_path, exported, heads):
     config = parse_pbtxt((folder / "config.pbtxt").read_text())
     model = onnx.load(str(paths["hier"]))
     assert config["name"] == "clf" and config["platform"] == "onnxruntime_onnx" and config["max_batch_size"] == 16
-    (inp,), (out,) = config["input"], config["output"]
+    (inp,), (out, top1) = config["input"], config["output"]
     graph_in, graph_out = model.graph.input[0], model.graph.output[0]
     assert inp["name"] == graph_in.name and inp["data_type"] == "TYPE_UINT8"
     assert inp["dims"] == [d.dim_value for d in graph_in.type.tensor_type.shape.dim[1:]]
     assert out["name"] == graph_out.name == "probabilities" and out["data_type"] == "TYPE_FP32"
     assert out["dims"] == [len(hier.labels)] and out["label_filename"] == "labels.txt"
+    # the exact top-1 output, int64 [batch]: Triton wants non-empty dims, [ 1 ] reshaped to the model's [ ]
+    assert top1 == {"name": "top1", "data_type": "TYPE_INT64", "dims": [1], "reshape": {"shape": []}}
     assert "dynamic_batching" in config and config["instance_group"] == [{"count": 1, "kind": "KIND_CPU"}]
     assert (folder / "labels.txt").read_text().splitlines() == list(hier.labels)
     assert (folder / "1" / "model.onnx").read_bytes() == Path(paths["hier"]).read_bytes()
     with pytest.raises(CatsplitError, match="exists"):
         export.triton(paths["hier"], tmp_path / "repo", name="clf", max_batch_size=16)
     export.triton(paths["flat"], tmp_path / "repo", name="clf", max_batch_size=4, overwrite=True)
-    assert parse_pbtxt((folder / "config.pbtxt").read_text())["instance_group"] == [{"count": 1, "kind": "KIND_GPU"}]
+    flat_config = parse_pbtxt((folder / "config.pbtxt").read_text())
+    assert flat_config["instance_group"] == [{"count": 1, "kind": "KIND_GPU"}]
+    assert [o["name"] for o in flat_config["output"]] == ["logits"]  # a flat head has no top-1 output
     assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == ["clf"]  # no staging folders left
 
 
