@@ -25,7 +25,8 @@ import torch
 from catsplit.edit import apply_split, plan_split, split
 from catsplit.errors import CatsplitError
 from catsplit.head import Head
-from catsplit.io.checkpoint import CHECKPOINT_SUFFIXES
+from catsplit.formats.detect import SAFETENSORS
+from catsplit.formats.model import container_of
 from catsplit.io.headfile import head_tensors, write_head_file
 from catsplit.io.keys import KEY_FORMAT
 from catsplit.io.loading import load_from, load_head
@@ -82,7 +83,7 @@ def open_head_file(
     """A checked head file to split from (use as a context manager); memory-mapped when it is a catsplit file."""
     if (
         key is not None or labels is not None or not isinstance(src, (str, os.PathLike))
-        or not Path(src).is_file() or Path(src).suffix.lower() in CHECKPOINT_SUFFIXES
+        or not Path(src).is_file() or container_of(Path(src)) != SAFETENSORS
     ):
         return HeadSource(load_head(src, key=key, labels=labels))
     path = Path(src)
