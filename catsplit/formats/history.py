@@ -7,8 +7,8 @@ checkpoint dict or the state dict's `_metadata` (torch), the `__metadata__` of a
 With it, loading the written model gives back a head whose `unsplit` restores the original rows bit
 for bit. The entry:
 
-    {"format": "1", "history": [edit records], "groups": {...} (when set),
-     "undo": {"undo.0.weight": {"dtype": "F32", "shape": [1, D], "data": "<base64 of the raw little-endian bytes>"}}}
+    {"format": "1", "labels": [the classifier's labels, in row order], "history": [edit records],
+     "groups": {...} (when set), "undo": {"undo.0.weight": {"dtype": "F32", "shape": [1, D], "data": "<base64 of the raw little-endian bytes>"}}}
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import base64
 import binascii
 import json
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import torch
 
@@ -39,7 +39,11 @@ def history_entry(head: Any) -> dict[str, Any] | None:
     """
     if not head.history and head.groups is None:
         return None
-    entry: dict[str, Any] = {"format": ENTRY_FORMAT, "history": json.loads(json.dumps(list(head.history)))}
+    entry: dict[str, Any] = {
+        "format": ENTRY_FORMAT,
+        "labels": list(head.tables[0].labels),  # formats with no label field of their own (state dicts) need them
+        "history": json.loads(json.dumps(list(head.history))),
+    }
     if head.groups is not None:
         entry["groups"] = {g: list(members) for g, members in head.groups.items()}
     entry["undo"] = {name: _encode(t) for name, t in head.undo.items()}
@@ -57,8 +61,21 @@ def entry_text(entry: Mapping[str, Any]) -> str:
     return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
-def read_entry(entry: Any, what: str) -> tuple[tuple, dict[str, torch.Tensor], dict | None]:
-    """(history, undo tensors, groups) from a `catsplit` entry, checked; a JSON string is parsed first.
+class Entry(NamedTuple):
+    """A `catsplit` entry, read and checked."""
+
+    history: tuple  # Records
+    undo: dict[str, torch.Tensor]
+    groups: dict | None
+    labels: list[str] | None
+
+
+NO_ENTRY = Entry((), {}, None, None)
+
+
+def read_entry(entry: Any, what: str) -> Entry:
+    """The history, undo tensors, groups and labels of a `catsplit` entry, checked (None: `NO_ENTRY`);
+    a JSON string is parsed first.
 
     Args:
         entry: the entry as stored (a mapping, or its JSON text).
@@ -66,6 +83,8 @@ def read_entry(entry: Any, what: str) -> tuple[tuple, dict[str, torch.Tensor], d
     Raises:
         CatsplitError naming `what`: not an entry of this format, or damaged.
     """
+    if entry is None:
+        return NO_ENTRY
     if isinstance(entry, str):
         entry = parse_json(entry, what)
     if not isinstance(entry, Mapping):
@@ -88,7 +107,10 @@ def read_entry(entry: Any, what: str) -> tuple[tuple, dict[str, torch.Tensor], d
         groups = entry.get("groups")
         if groups is not None and not isinstance(groups, Mapping):
             raise CatsplitError("'groups' must be an object group -> member labels")
-        return history, undo, None if groups is None else dict(groups)
+        labels = entry.get("labels")
+        if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
+            raise CatsplitError("'labels' must be a list of strings")
+        return Entry(history, undo, None if groups is None else dict(groups), labels)
     except CatsplitError as exc:
         raise CatsplitError(f"{what} is damaged: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -21,7 +21,7 @@ from catsplit.formats import huggingface, mmaction, pytorchvideo, timm
 from catsplit.formats.detect import (
     HUGGINGFACE, MODEL_SUFFIXES, PICKLE, SAFETENSORS, TIMM, TORCH_ZIP, UNKNOWN, describe_kind, file_kind, folder_kind,
 )
-from catsplit.formats.history import ENTRY_KEY, read_entry
+from catsplit.formats.history import ENTRY_KEY, Entry, read_entry
 from catsplit.formats.statedict import is_training_state, weight_stem
 from catsplit.head import Head
 from catsplit.io.checkpoint import Checkpoint, float_tensor, locate_linear, open_checkpoint
@@ -176,14 +176,14 @@ def _open_folder(folder: Path, key: str | None, labels: Any, groups: Any, trust:
         own_labels = timm.config_labels(config, cfg_path)
     files = weight_files(folder, layer_key)
     weights, _ = files[0]
-    entry = config.get(ENTRY_KEY)
+    entry = read_entry(config.get(ENTRY_KEY), f'{cfg_path} "catsplit"')
     labels = _labels(labels, own_labels, entry, cfg_path, "id2label" if fmt == HUGGINGFACE else "label_names")
     if container_of(weights) == SAFETENSORS:
         with SafetensorsReader(weights) as reader:
-            model = _from_safetensors(weights, reader, fmt, layer_key, labels, groups, entry=(entry, f'{cfg_path} "catsplit"'))
+            model = _from_safetensors(weights, reader, fmt, layer_key, labels, groups, entry=entry)
     else:
         model = _from_checkpoint(weights, open_checkpoint(weights, trust=trust, mmap=True), layer_key, labels, groups, trust,
-                                 fmt=fmt, entry=(entry, f'{cfg_path} "catsplit"'))
+                                 fmt=fmt, entry=entry)
     model.path, model.files, model.config = folder, files, config
     return model
 
@@ -216,13 +216,16 @@ def weight_files(folder: Path, layer_key: str | None) -> list[tuple[Path, Path |
 
 
 # --- files -----------------------------------------------------------------------------------------
-def _labels(given: Any, own: list[str] | None, entry: Any, where: Path, field_name: str, hint: str = "") -> list[str]:
+def _labels(given: Any, own: list[str] | None, entry: Entry, where: Path, field_name: str, hint: str = "") -> list[str]:
+    """The labels: `labels=` (only for an unedited model), else the model's own, else those its catsplit entry keeps."""
     if given is not None:
-        if entry is not None:
+        if entry.history:
             raise CatsplitError(
                 f"{where} carries catsplit edits under its labels; labels= can only name the classes of an unedited model"
             )
         return read_labels(given)
+    if own is None:
+        own = entry.labels
     if own is None:
         raise CatsplitError(
             f"{where} holds no labels ({field_name}); pass labels=[...] or a labels file (JSON list, JSON "
@@ -233,15 +236,15 @@ def _labels(given: Any, own: list[str] | None, entry: Any, where: Path, field_na
 
 def _from_safetensors(
     path: Path, reader: SafetensorsReader, fmt: str, key: str | None, labels: Any, groups: Any, *,
-    hint: str = "", entry: tuple[Any, str] | None = None,
+    hint: str = "", entry: Entry | None = None,
 ) -> Model:
     """A model from an open safetensors file. For a folder's weights `labels` and `entry` are the folder's
     (resolved); for a file on its own they come from its metadata unless `labels=` was given."""
     meta = reader.metadata
     if entry is None:  # a file on its own
-        entry = (meta.get(ENTRY_KEY), f'{path} metadata "catsplit"')
+        entry = read_entry(meta.get(ENTRY_KEY), f'{path} metadata "catsplit"')
         stored = _meta_labels(path, meta) if labels is None else None
-        labels = _labels(labels, stored, entry[0], path, f"metadata {KEY_LABELS!r}", hint)
+        labels = _labels(labels, stored, entry, path, f"metadata {KEY_LABELS!r}", hint)
     layer = locate_linear(path, reader, key, n_labels=len(labels))
     w = float_tensor(path, reader, layer)
     b = float_tensor(path, reader, _bias_of(layer))
@@ -270,7 +273,7 @@ def _meta_labels(path: Path, meta: Mapping[str, str]) -> list[str] | None:
 
 def _from_checkpoint(
     path: Path, ckpt: Checkpoint, key: str | None, labels: Any, groups: Any, trust: bool, *,
-    fmt: str | None = None, entry: tuple[Any, str] | None = None,
+    fmt: str | None = None, entry: Entry | None = None,
 ) -> Model:
     """A model from a loaded checkpoint. For a folder's weights `fmt`, `labels` and `entry` are the
     folder's (resolved); for a file on its own the checkpoint's layout says them."""
@@ -281,14 +284,14 @@ def _from_checkpoint(
         if mmaction.is_checkpoint(obj):
             fmt, prefer = MMACTION, mmaction.HEADS
             own = mmaction.meta_labels(obj["meta"])
-            entry = (obj["meta"].get(ENTRY_KEY), f'{path} meta["catsplit"]')
+            entry = read_entry(obj["meta"].get(ENTRY_KEY), f'{path} meta["catsplit"]')
         elif pytorchvideo.is_checkpoint(obj):
             fmt, prefer = PYTORCHVIDEO, pytorchvideo.HEADS
-            entry = (obj.get(ENTRY_KEY), f'{path} ["catsplit"]')
+            entry = read_entry(obj.get(ENTRY_KEY), f'{path} ["catsplit"]')
         else:
             fmt = STATE_DICT
-            entry = (torch_entry(obj), f'{path} ["catsplit"]')
-        labels = _labels(labels, own, entry[0], path, "class names")
+            entry = read_entry(torch_entry(obj), f'{path} ["catsplit"]')
+        labels = _labels(labels, own, entry, path, "class names")
     assert entry is not None
     layer = locate_linear(path, ckpt.tensors, key, n_labels=len(labels), prefer=prefer)
     w = float_tensor(path, ckpt.tensors, layer)
@@ -306,7 +309,7 @@ def torch_entry(obj: Any) -> Any:
     """The `catsplit` entry of a torch checkpoint: a top-level key, or the state dict's `_metadata`."""
     if isinstance(obj, Mapping) and isinstance(obj.get(ENTRY_KEY), (Mapping, str)):
         return obj[ENTRY_KEY]
-    meta = getattr(obj, "_metadata", None)
+    meta = getattr(obj, "_metadata", None)  # torch's state-dict metadata attribute (catsplit.formats.writer writes it)
     if isinstance(meta, Mapping) and ENTRY_KEY in meta:
         return meta[ENTRY_KEY]
     return None
@@ -318,15 +321,13 @@ def _bias_of(layer: str) -> str:
 
 def _head(
     path: Path, w: torch.Tensor | None, b: torch.Tensor | None, labels: Sequence[str], groups: Any,
-    entry: tuple[Any, str], metadata: Mapping[str, str],
+    entry: Entry, metadata: Mapping[str, str],
 ) -> Head:
-    history: tuple = ()
-    undo: dict[str, torch.Tensor] = {}
-    if entry[0] is not None:
-        history, undo, stored_groups = read_entry(entry[0], entry[1])
-        if groups is None:
-            groups = stored_groups
+    if groups is None:
+        groups = entry.groups
     try:
-        return Head(weight=w, bias=b, labels=labels, groups=groups, history=history, undo=undo, metadata=metadata)
+        return Head(
+            weight=w, bias=b, labels=labels, groups=groups, history=entry.history, undo=entry.undo, metadata=metadata,
+        )
     except CatsplitError as exc:
         raise CatsplitError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}") from None
