@@ -31,7 +31,7 @@ from catsplit.errors import CatsplitError, warn_caller
 from catsplit.formats import huggingface, mmaction, pytorchvideo, timm
 from catsplit.formats.detect import HUGGINGFACE, TIMM, TORCH_ZIP
 from catsplit.formats.history import ENTRY_KEY, entry_text, history_entry
-from catsplit.formats.model import MMACTION, PYTORCHVIDEO, Model, container_of, open_model
+from catsplit.formats.model import MMACTION, PYTORCHVIDEO, WEIGHT_FILES, Model, container_of, open_model
 from catsplit.formats.statedict import TRAINING_STATE, strip_wrappers, weight_stem
 from catsplit.formats.unpickler import holds_opaque
 from catsplit.io.atomic import atomic_path, check_destination, fsync_dir, rename_new, swap_in, umask
@@ -128,6 +128,12 @@ def check_model_output(model: Model, out: str | PathLike, *, overwrite: bool) ->
             raise CatsplitError(f"{dest} is inside the model folder {model.path}; write the new model beside it")
         return dest
     check_destination(dest, overwrite=overwrite, example=model.path.name)
+    folder = model.path.parent
+    if model.path.name in WEIGHT_FILES and (folder / "config.json").is_file() and dest.resolve().parent == folder.resolve():
+        raise CatsplitError(
+            f"{model.path} is the weights file of the model folder {folder}, whose config.json names its labels; "
+            f"split the folder instead (catsplit split {folder} ... -o NEW_FOLDER) so that config.json is updated too"
+        )
     wrote_safetensors = container_of(model.path) != TORCH_ZIP and _is_safetensors(model.path)
     if dest.suffix.lower() == ".safetensors" and not wrote_safetensors:
         raise CatsplitError(
