@@ -50,7 +50,8 @@ def classifier_name(config: Mapping[str, Any], where: Path) -> str:
     archs = config.get("architectures") or []
     arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
     model_type = config.get("model_type")
-    name = CONTRASTIVE.get(arch or "") or CONTRASTIVE_TYPES.get(model_type if isinstance(model_type, str) else "")
+    # by model_type only when no architecture is named: CLIPForImageClassification has a linear classifier
+    name = CONTRASTIVE.get(arch) if arch else CONTRASTIVE_TYPES.get(model_type if isinstance(model_type, str) else "")
     if name is not None:
         raise CatsplitError(
             f"{where}: {arch or model_type} ({name}) has no linear classifier to split: it scores each video against the "

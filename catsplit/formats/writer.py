@@ -37,6 +37,7 @@ from catsplit.formats.unpickler import holds_opaque
 from catsplit.io.atomic import atomic_path, check_destination, fsync_dir, rename_new, swap_in, umask
 from catsplit.io.checkpoint import open_checkpoint
 from catsplit.io.safetensors import SAFETENSORS_CODES, SafetensorsReader
+from catsplit.io.streaming import start_writeback
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -466,6 +467,7 @@ class _RangeCopier:
                 _pwrite_all(fd, buf, pos + done)
             if k == 0:
                 raise CatsplitError(f"{self.path}: the file ended {n - done} bytes early while it was copied; it changed while being read")
+            start_writeback(fd, pos + done, k)  # the disk works while the rest is copied; the fsync waits for it
             done += k
 
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from catsplit.text import TextEncoder
 
-COPY_CHUNK = 16 << 20  # bytes per copy step; each step's writeback to disk starts at once (see _start_writeback)
+COPY_CHUNK = 16 << 20  # bytes per copy step; each step's writeback to disk starts at once (see start_writeback)
 # errors after which copy_file_range is given up for plain reads and writes (kernel or file system without it)
 _NO_COPY_RANGE = {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM, errno.EBADF}
 
@@ -184,11 +184,11 @@ class HeadSource:
                     f"{self.reader.path}: the file ended {n - done} bytes early while it was copied; it is "
                     "truncated, or it changed while being read"
                 )
-            _start_writeback(fd, pos + done, k)
+            start_writeback(fd, pos + done, k)
             done += k
 
 
-def _start_writeback(fd: int, offset: int, n: int) -> None:
+def start_writeback(fd: int, offset: int, n: int) -> None:
     """Ask the kernel to start writing these bytes to disk now (Linux `sync_file_range`, no waiting).
 
     Only a hint: the fsync before the rename is what makes the file durable. Without it the
