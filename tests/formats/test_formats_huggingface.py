@@ -130,3 +130,62 @@ def test_labels_replace_id2label_only_on_an_unedited_model(hf_folder, tmp_path):
                               tmp_path / "edited")
     with pytest.raises(CatsplitError, match="unedited model"):
         catsplit.load_head(out, labels=renamed + ["x"])
+
+
+def test_a_folder_with_pytorch_model_bin(tmp_path):
+    from safetensors.torch import load_file
+
+    model = hf_model("vivit")
+    folder = tmp_path / "bin"
+    model.save_pretrained(folder)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    head = catsplit.load_head(folder)
+    new = catsplit.split(head, None, COARSE, SUBS, method="coarse")
+    out = catsplit.save_model(new, folder, tmp_path / "edited")
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "pytorch_model.bin"]
+    edited, info = _loaded(out)
+    assert not info["missing_keys"] and not info["mismatched_keys"] and torch.equal(edited.classifier.weight, new.weight)
+    assert catsplit.unsplit(catsplit.load_head(out), COARSE).equals(head)
+
+
+def test_overwriting_the_folder_in_place_and_other_files(hf_folder, tmp_path):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(hf_folder[0], folder)
+    (folder / "README.md").write_text("model card")
+    (folder / ".cache").mkdir()
+    (folder / ".cache" / "x").write_text("not part of the model")
+    head = catsplit.load_head(folder)
+    new = catsplit.split(head, None, COARSE, SUBS, method="coarse")
+    with pytest.raises(CatsplitError, match="exists.*overwrite"):
+        catsplit.save_model(new, folder, folder)
+    with pytest.raises(CatsplitError, match="inside the model folder"):
+        catsplit.save_model(new, folder, folder / "sub", overwrite=True)
+    catsplit.save_model(new, folder, folder, overwrite=True)
+    assert catsplit.load_head(folder).equals(new)
+    assert (folder / "README.md").read_text() == "model card" and not (folder / ".cache").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging or old folder left
+
+
+def test_a_damaged_catsplit_entry_is_named(hf_folder, tmp_path):
+    folder, _ = hf_folder
+    out = catsplit.save_model(catsplit.split(catsplit.load_head(folder), None, COARSE, SUBS, method="coarse"), folder,
+                              tmp_path / "edited")
+    config = json.loads((out / "config.json").read_text())
+    good = json.loads(json.dumps(config["catsplit"]))
+    for damage, needle in [
+        (lambda e: e["undo"]["undo.0.weight"].update(data="AAAA"), "not the base64 of 64 bytes"),
+        (lambda e: e["undo"]["undo.0.weight"].update(dtype="I32"), "dtype 'I32'"),
+        (lambda e: e["undo"].clear(), "missing undo tensor"),
+        (lambda e: e.update(format="9"), "Upgrade catsplit"),
+        (lambda e: e.update(history={"op": "split"}), "JSON list of edit records"),
+    ]:
+        entry = json.loads(json.dumps(good))
+        damage(entry)
+        config["catsplit"] = entry
+        (out / "config.json").write_text(json.dumps(config))
+        with pytest.raises(CatsplitError, match="config.json \"catsplit\"") as err:
+            catsplit.load_head(out)
+        assert needle in str(err.value), str(err.value)

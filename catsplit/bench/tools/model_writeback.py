@@ -2,7 +2,7 @@
 against a plain copy of the folder.
 
     python -m catsplit.bench.tools.model_writeback [--labels 400] [--method coarse|alignment] [--repeats 3]
-                                                   [--warm 2048] [--dir DIR]
+                                                   [--warm 2048] [--dir DIR] [--size base|tiny]
 
 One run saves a randomly initialised VideoMAE-base-sized video classifier (`VideoMAEConfig()`'s
 defaults: 12 layers, hidden size 768, 16 frames of 224 x 224; `--labels` classes named
@@ -23,6 +23,7 @@ with torch and catsplit imported): the kernel's high-water mark is reset through
 /proc/self/clear_refs and VmHWM read afterwards. `os.sync()` runs before every measurement, and the
 parent touches and frees `--warm` MiB first (see `catsplit.bench.tools.scale`). Needs transformers.
 Prints medians and the goals: time <= 2x the copy's, peak memory <= 0.5x the model's size.
+`--size tiny` (one layer of width 16: a few hundred KiB) only checks that the script runs.
 """
 
 from __future__ import annotations
@@ -45,15 +46,22 @@ from catsplit.bench.tools.scale import COARSE, SUBS, make_labels
 TASKS = ("copy", "copy_fsync", "catsplit")
 
 
-def make_model(folder: Path, labels: list[str], seed: int = 0) -> int:
-    """Save a randomly initialised VideoMAE-base-sized classifier to `folder`; returns the folder's size in bytes."""
+SIZES = {"base": {}, "tiny": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                                  image_size=32, num_frames=4, patch_size=16, tubelet_size=2)}
+
+
+def make_model(folder: Path, labels: list[str], seed: int = 0, size: str = "base") -> int:
+    """Save a randomly initialised VideoMAE-base-sized classifier (`size="tiny"`: a tiny one) to `folder`;
+    returns the folder's size in bytes."""
     import torch
 
     from catsplit.optional import require_transformers
 
     transformers = require_transformers("the write-back benchmark")
     torch.manual_seed(seed)
-    config = transformers.VideoMAEConfig(id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)})
+    config = transformers.VideoMAEConfig(
+        id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)}, **SIZES[size],
+    )
     transformers.VideoMAEForVideoClassification(config).save_pretrained(folder)
     return sum(p.stat().st_size for p in folder.iterdir())
 
@@ -135,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warm", type=int, default=2048, metavar="MIB",
                         help="memory to touch and free before each measurement (default 2048; 0: none)")
     parser.add_argument("--dir", type=Path, help="folder for the models (default: a temp folder, removed afterwards)")
+    parser.add_argument("--size", choices=tuple(SIZES), default="base", help="base (default) or tiny (a test run)")
     parser.add_argument("--worker", choices=TASKS, help=argparse.SUPPRESS)
     parser.add_argument("--src", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--dst", type=Path, help=argparse.SUPPRESS)
@@ -149,8 +158,8 @@ def main(argv: list[str] | None = None) -> None:
         folder = Path(tmp)
         src = folder / "videomae"
         t0 = time.perf_counter()
-        size_mib = make_model(src, make_labels(args.labels)) / 2**20
-        print(f"VideoMAE-base-sized model, {args.labels} classes, folder {size_mib:.1f} MiB (saved in "
+        size_mib = make_model(src, make_labels(args.labels), size=args.size) / 2**20
+        print(f"VideoMAE-{args.size}-sized model, {args.labels} classes, folder {size_mib:.1f} MiB (saved in "
               f"{time.perf_counter() - t0:.1f} s); method {args.method!r}, k = {len(SUBS)} subs; {args.repeats} repeats, "
               f"each measurement a fresh process; {os.cpu_count()} CPUs; {args.warm} MiB warmed before each")
         runs: dict[str, list[dict]] = {t: [] for t in TASKS}
