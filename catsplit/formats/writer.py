@@ -29,11 +29,12 @@ import torch
 
 from catsplit.errors import CatsplitError, warn_caller
 from catsplit.formats import huggingface, mmaction, pytorchvideo, timm
-from catsplit.formats.detect import HUGGINGFACE, TIMM, TORCH_ZIP
+from catsplit.formats.detect import HUGGINGFACE, SAFETENSORS, TORCH_ZIP
 from catsplit.formats.history import ENTRY_KEY, entry_text, history_entry
 from catsplit.formats.model import MMACTION, PYTORCHVIDEO, WEIGHT_FILES, Model, container_of, open_model
 from catsplit.formats.statedict import TRAINING_STATE, strip_wrappers, weight_stem
 from catsplit.formats.unpickler import holds_opaque
+from catsplit.head import Head
 from catsplit.io.atomic import atomic_path, check_destination, fsync_dir, rename_new, swap_in, umask
 from catsplit.io.checkpoint import open_checkpoint
 from catsplit.io.safetensors import SAFETENSORS_CODES, SafetensorsReader
@@ -41,8 +42,6 @@ from catsplit.io.streaming import start_writeback
 
 if TYPE_CHECKING:
     from os import PathLike
-
-    from catsplit.head import Head
 
 COPY_CHUNK = 16 << 20  # bytes per copy step
 _NO_COPY_RANGE = {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM, errno.EBADF}
@@ -91,8 +90,6 @@ def save_model(
 
 def check_edited(model: Model, edited: Head) -> None:
     """The edited head fits the model's classifier slot: one linear layer of the same width, dtype and bias."""
-    from catsplit.head import Head
-
     if not isinstance(edited, Head):
         raise CatsplitError(f"save_model needs a catsplit.Head, got {type(edited).__name__}")
     if edited.is_hierarchical:
@@ -135,8 +132,7 @@ def check_model_output(model: Model, out: str | PathLike, *, overwrite: bool) ->
             f"{model.path} is the weights file of the model folder {folder}, whose config.json names its labels; "
             f"split the folder instead (catsplit split {folder} ... -o NEW_FOLDER) so that config.json is updated too"
         )
-    wrote_safetensors = container_of(model.path) != TORCH_ZIP and _is_safetensors(model.path)
-    if dest.suffix.lower() == ".safetensors" and not wrote_safetensors:
+    if dest.suffix.lower() == ".safetensors" and not _is_safetensors(model.path):
         raise CatsplitError(
             f"{dest}: the model {model.path} is a PyTorch checkpoint and is written back as one; give -o a checkpoint "
             f"name such as {dest.with_suffix(model.path.suffix or '.pt').name} (or write only the head: --head-only)"
@@ -147,8 +143,6 @@ def check_model_output(model: Model, out: str | PathLike, *, overwrite: bool) ->
 
 
 def _is_safetensors(path: Path) -> bool:
-    from catsplit.formats.detect import SAFETENSORS
-
     return container_of(path) == SAFETENSORS
 
 
@@ -164,12 +158,12 @@ def _write_folder(model: Model, edited: Head, dest: Path, overwrite: bool) -> No
     assert model.config is not None
     updated = huggingface.updated_config if model.format == HUGGINGFACE else timm.updated_config
     config = updated(model.config, edited.labels, entry)
-    rewritten = {path.resolve(): index for path, index in model.files}
-    indexes = {index.resolve() for _, index in model.files if index is not None}
+    rewritten = {path.resolve(): (index.resolve() if index is not None else None) for path, index in model.files}
+    indexes = {index.resolve(): index for _, index in model.files if index is not None}  # resolved -> in the folder
     parent = dest.parent if str(dest.parent) else Path(".")
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent))
     try:
-        growth: dict[Path, int] = {}
+        growth: dict[Path, int] = {}  # shard index (resolved) -> bytes its shards grew
         for src in sorted(_files(model.path)):
             rel = src.relative_to(model.path)
             target = staging / rel
@@ -178,15 +172,16 @@ def _write_folder(model: Model, edited: Head, dest: Path, overwrite: bool) -> No
             if rel == Path("config.json"):
                 _write_text(target, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
             elif real in rewritten:
-                growth[rewritten[real] or real] = growth.get(rewritten[real] or real, 0) + _write_file(
-                    model, edited, src, target, True, entry_here=False, publish=False,
-                )
+                grew = _write_file(model, edited, src, target, True, entry_here=False, publish=False)
+                index = rewritten[real]
+                if index is not None:
+                    growth[index] = growth.get(index, 0) + grew
             elif real in indexes:
                 continue  # written below, once the shards' new sizes are known
             else:
                 _copy_file(src, target)
-        for index in indexes:
-            _write_index(index, staging / index.relative_to(model.path.resolve()), growth.get(index, 0))
+        for real, index in indexes.items():
+            _write_index(real, staging / index.relative_to(model.path), growth.get(real, 0))
         os.chmod(staging, 0o777 & ~umask())
         _publish_folder(staging, dest, overwrite)
     except OSError as exc:
@@ -258,8 +253,16 @@ def _write_file(
     if edited.bias is not None:
         replace[model.bias_name] = edited.bias.contiguous()
     if _is_safetensors(src):
+        if not publish and not _holds(src, model.layer):  # another weights file of the folder (open_clip's...)
+            _copy_file(src, dest)
+            return 0
         return _rewrite_safetensors(src, dest, replace, edited if entry_here else None, overwrite, publish)
     return _rewrite_checkpoint(model, src, dest, replace, edited, entry_here, overwrite, publish)
+
+
+def _holds(path: Path, name: str) -> bool:
+    with SafetensorsReader(path) as reader:
+        return name in reader
 
 
 def _rewrite_safetensors(
@@ -322,6 +325,10 @@ def _rewrite_checkpoint(
     overwrite: bool, publish: bool,
 ) -> int:
     ckpt = open_checkpoint(src, trust=model.trust, mmap=True)
+    if not publish and model.layer not in ckpt.tensors:  # another weights file of the folder
+        del ckpt
+        _copy_file(src, dest)
+        return 0
     obj = ckpt.obj
     if not isinstance(obj, dict):
         raise CatsplitError(f"{src} holds a {type(obj).__name__}, not a dict of tensors; catsplit cannot write it back")

@@ -189,3 +189,23 @@ def test_a_damaged_catsplit_entry_is_named(hf_folder, tmp_path):
         with pytest.raises(CatsplitError, match="config.json \"catsplit\"") as err:
             catsplit.load_head(out)
         assert needle in str(err.value), str(err.value)
+
+
+def test_a_hub_cache_snapshot_of_symlinks(tmp_path):
+    """The Hub cache keeps a snapshot as symlinks into blobs/: the written folder holds real files."""
+    model = hf_model("timesformer")
+    saved = tmp_path / "saved"
+    model.save_pretrained(saved, max_shard_size="20KB")
+    blobs, snapshot = tmp_path / "blobs", tmp_path / "snapshot"
+    blobs.mkdir()
+    snapshot.mkdir()
+    for i, p in enumerate(sorted(saved.iterdir())):
+        blob = blobs / f"blob{i}"
+        p.rename(blob)
+        (snapshot / p.name).symlink_to(blob)
+    new = catsplit.split(catsplit.load_head(snapshot), None, COARSE, SUBS, method="coarse")
+    out = catsplit.save_model(new, snapshot, tmp_path / "edited")
+    assert all(p.is_file() and not p.is_symlink() for p in out.iterdir())
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in snapshot.iterdir())
+    edited, info = _loaded(out)
+    assert not info["missing_keys"] and not info["mismatched_keys"] and torch.equal(edited.classifier.weight, new.weight)
