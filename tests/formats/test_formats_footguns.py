@@ -72,3 +72,15 @@ def test_relayed_torch_errors_have_no_escape_codes(tmp_path):
     with pytest.raises(CatsplitError) as err:
         catsplit.load_head(path, labels=["a", "b"])
     assert "\x1b" not in str(err.value) and "argparse.Namespace" in str(err.value)
+
+
+def test_backbone_weights_refused_by_torch_come_without_escape_codes(tmp_path):
+    import argparse
+
+    from catsplit.export.backbone import load_backbone
+
+    path = tmp_path / "backbone.pt"
+    torch.save({"weight": torch.ones(2, 3), "args": argparse.Namespace(lr=0.1)}, path)
+    with pytest.raises(CatsplitError, match="cannot read .* as a state dict") as err:
+        load_backbone("torch.nn:Identity", weights=str(path))
+    assert "\x1b" not in str(err.value) and "\n" not in str(err.value) and "argparse.Namespace" in str(err.value)
