@@ -17,6 +17,8 @@ _EXPORTS = {
     "load_head": "catsplit.io.loading",
     "save_head": "catsplit.io.headfile",
     "split_file": "catsplit.io.streaming",
+    "save_model": "catsplit.formats.writer",
+    "open_model": "catsplit.formats.model",
     "split": "catsplit.edit",
     "unsplit": "catsplit.edit",
     "evaluate": "catsplit.metrics",
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
     from catsplit.io.loading import load_head
     from catsplit.metrics import Scores, evaluate
     from catsplit.io.streaming import split_file
+    from catsplit.formats.model import open_model
+    from catsplit.formats.writer import save_model
     from catsplit.structure import Structure, infer_structure
 
 

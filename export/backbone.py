@@ -81,10 +81,12 @@ def _read_state(path: Path) -> dict:
         from safetensors.torch import load_file
 
         return load_file(str(path))
+    from catsplit.formats.unpickler import torch_error
+
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CatsplitError(f"cannot read {path} as a state dict ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # torch's weights_only message spans lines and bolds its advice: its reason, plain
+        raise CatsplitError(f"cannot read {path} as a state dict ({type(exc).__name__}: {torch_error(exc)})") from None
     if not isinstance(state, dict):
         raise CatsplitError(f"{path} holds a {type(state).__name__}, not a state dict")
     return state

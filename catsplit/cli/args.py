@@ -15,9 +15,15 @@ from catsplit.errors import CatsplitError
 from catsplit.io.readers import read_json, read_lines
 from catsplit.methods.registry import METHODS
 
-HEAD_HELP = "head file: catsplit .safetensors, or any safetensors / PyTorch checkpoint with --key"
-KEY_HELP = "name of the linear layer inside a checkpoint, e.g. head.fc"
-LABELS_HELP = "labels file (JSON list, JSON {label: index}, or one per line) for foreign checkpoints"
+HEAD_HELP = ("head file or model: catsplit .safetensors, a Hugging Face / timm model folder, or any safetensors, "
+             "PyTorch, mmaction2 or PyTorchVideo checkpoint")
+KEY_HELP = "name of the linear layer inside a checkpoint, e.g. head.fc (found by its name when omitted)"
+LABELS_HELP = ("labels file for models without labels (JSON list, {label: index}, {index: label}, config.json, "
+               "'index name' lines, or one per line)")
+TRUST_HELP = ("open a training checkpoint that weights_only=True refuses (timm train.py, mmengine): its unknown "
+              "classes become inert placeholders; nothing from the file runs")
+HEAD_ONLY_HELP = "write only the edited head (a catsplit .safetensors file), not the whole model"
+MODEL_OUT_HELP = "output: the model in its own format (a folder for a folder), or a .safetensors head file for a head"
 SPLIT_ENCODER_HELP = "text encoder folder (tokenizer.json + model.onnx or model.safetensors); default MiniLM"
 ENCODER_HELP = "text encoder folder; default MiniLM"
 SAFETENSORS_OUT_HELP = "output .safetensors"
@@ -45,6 +51,13 @@ def head_args(p: argparse.ArgumentParser, *, head_help: str = HEAD_HELP, key_hel
     p.add_argument("head", help=head_help)
     p.add_argument("--key", help=key_help)
     p.add_argument("--labels", help=labels_help)
+
+
+def model_args(p: argparse.ArgumentParser, *, head_only: bool = True) -> None:
+    """--trust-checkpoint (and --head-only): how a model in its own format is read and written."""
+    p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
+    if head_only:
+        p.add_argument("--head-only", action="store_true", help=HEAD_ONLY_HELP)
 
 
 def target_args(p: argparse.ArgumentParser, required: bool) -> None:
@@ -102,7 +115,7 @@ def load_head_arg(args: argparse.Namespace) -> Any:
     """The head that `head_args` name."""
     from catsplit import load_head
 
-    return load_head(args.head, key=args.key, labels=args.labels)
+    return load_head(args.head, key=args.key, labels=args.labels, trust_checkpoint=getattr(args, "trust_checkpoint", False))
 
 
 def read_subs(args: argparse.Namespace) -> list[str]:

@@ -9,6 +9,9 @@ reads it back.
 from __future__ import annotations
 
 import json
+import os
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 import torch
@@ -28,7 +31,8 @@ from catsplit.io.keys import (
     KEY_TABLES,
     KEY_TEMPLATES,
 )
-from catsplit.io.safetensors import safetensors_header, write_safetensors
+from catsplit.formats.detect import PICKLE, SAFETENSORS, TORCH_ZIP, kind_of_bytes
+from catsplit.io.safetensors import SafetensorsReader, safetensors_header, write_safetensors
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -97,6 +101,64 @@ def save_head(head: HeadParts, path: str | PathLike, *, overwrite: bool = False)
     write_head_file(path, tensors, meta, overwrite=overwrite)
 
 
+# suffixes of other formats: a head file under such a name is read as (or mistaken for) something it is not
+OTHER_FORMAT_SUFFIXES = {
+    ".pt", ".pth", ".bin", ".ckpt", ".tar", ".pyth", ".pkl", ".pickle", ".onnx", ".json", ".txt", ".npz", ".npy",
+    ".yaml", ".yml", ".h5", ".gguf",
+}
+_HEAD_TENSOR = re.compile(r"weight|bias|sub\.[0-9]+\.(?:weight|bias)|undo\..+")
+
+
+def check_head_destination(path: str | PathLike, *, overwrite: bool, example: str = "head.safetensors") -> Path:
+    """Where a head file may go: `check_destination`'s rules, and two more.
+
+    * A name with another format's suffix (`.pth`, `.pt`, `.bin`, `.onnx`, ...) is refused: a head file is
+      safetensors, and tools that go by the suffix would misread it.
+    * An existing file that holds a whole model (a PyTorch checkpoint, or a safetensors file with tensors
+      besides a head's) is never replaced by a head file, not even with overwrite: that would throw the
+      model away (and `from_pretrained` would load the folder with every other weight re-initialised).
+    """
+    path = check_destination(path, overwrite=overwrite, example=example)
+    if path.suffix.lower() in OTHER_FORMAT_SUFFIXES:
+        raise CatsplitError(
+            f"{path}: a head file is safetensors; name it {path.with_suffix('.safetensors').name} (a {path.suffix} name "
+            "would be taken for another format). To write the model in its own format use catsplit.save_model "
+            "(CLI: catsplit split MODEL ... -o OUT)"
+        )
+    held = _model_held(path) if overwrite and path.is_file() else None
+    if held:
+        raise CatsplitError(
+            f"{path} holds {held}; a head file would replace the whole model. Write the edited model with "
+            "catsplit.save_model(edited, model, out) (CLI: catsplit split MODEL ... -o MODEL_OUT), or save the head "
+            "under another name"
+        )
+    return path
+
+
+def _model_held(path: Path) -> str | None:
+    """What model an existing file holds ("a PyTorch checkpoint", "a model of 215 tensors"), or None for a head
+    file, an empty or unreadable file, or anything else catsplit does not recognise as a model."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return None
+    kind = kind_of_bytes(head, size)
+    if kind in (TORCH_ZIP, PICKLE):
+        return "a PyTorch checkpoint"
+    if kind != SAFETENSORS:
+        return None
+    try:
+        with SafetensorsReader(path) as reader:
+            if KEY_FORMAT in reader.metadata:
+                return None
+            others = [name for name in reader if not _HEAD_TENSOR.fullmatch(name)]
+            return f"a model of {len(reader)} tensors (e.g. {others[0]!r})" if others else None
+    except CatsplitError:
+        return None
+
+
 def write_head_file(
     path: str | PathLike, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str], *, overwrite: bool = False,
     write_data: Any = None,
@@ -108,7 +170,7 @@ def write_head_file(
             `(temp_path, header, tensors)` that writes the whole file to the (empty) temp file itself,
             as `catsplit.io.streaming` does. Either way the file is then fsynced and given its name.
     """
-    path = check_destination(path, overwrite=overwrite, example="head.safetensors")
+    path = check_head_destination(path, overwrite=overwrite)
     try:
         header = safetensors_header(tensors, meta)
     except UnicodeEncodeError as exc:

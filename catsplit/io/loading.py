@@ -1,6 +1,8 @@
-"""load_head: a head from a catsplit head file, a foreign safetensors or PyTorch checkpoint, or a torch.nn.Linear.
+"""load_head: a head from a catsplit head file, a model in its own format, or a torch.nn.Linear.
 
-The catsplit layout is specified in spec/head-format.md (its write side is catsplit.io.headfile).
+The catsplit layout is specified in spec/head-format.md (its write side is catsplit.io.headfile);
+models in their own formats (folders, foreign safetensors, PyTorch checkpoints) are read by
+`catsplit.formats.model` (spec/model-formats.md).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import torch
 from catsplit.checks import check_history, check_templates
 from catsplit.errors import CatsplitError
 from catsplit.head import Head, make_table
-from catsplit.io.checkpoint import CHECKPOINT_SUFFIXES, find_linear, float_tensor, read_checkpoint
+from catsplit.formats.detect import SAFETENSORS
+from catsplit.formats.model import container_hint, container_of, head_from_safetensors, open_model
+from catsplit.io.checkpoint import float_tensor
 from catsplit.io.keys import KEY_FORMAT, KEY_GROUPS, KEY_HISTORY, KEY_KIND, KEY_LABELS, KEY_ORDER, KEY_SCALE, KEY_TABLES, KEY_TEMPLATES, ORDERED_FORMAT_VERSION, OWN_KEYS, READABLE_FORMATS
 from catsplit.io.readers import parse_json, read_labels
 from catsplit.io.safetensors import SURROGATE_ESCAPE, SafetensorsReader, utf8_encodable
@@ -30,16 +34,23 @@ def load_head(
     key: str | None = None,
     labels: Sequence[str] | str | PathLike | None = None,
     groups: Mapping[str, Sequence[str]] | None = None,
+    trust_checkpoint: bool = False,
 ) -> Head:
-    """Load a head from a catsplit file, any safetensors/PyTorch checkpoint, or a `torch.nn.Linear`.
+    """Load a head from a catsplit file, a model in its own format, or a `torch.nn.Linear`.
 
     Args:
-        source: path to a `.safetensors` / `.pt` / `.pth` / `.bin` / `.ckpt` file, or a `torch.nn.Linear`.
+        source: a catsplit head file; a Hugging Face or timm model folder (or its `config.json`); a
+            safetensors, PyTorch, mmaction2 or PyTorchVideo checkpoint (the kind is read from the
+            bytes, not the suffix); or a `torch.nn.Linear`.
         key: name of the linear layer inside a checkpoint (e.g. `"head.fc"`: reads `head.fc.weight`
-            and `head.fc.bias`), or of its weight tensor. Not needed for catsplit files.
-        labels: the class names: a list, or a JSON file (list, or {label: index}) or text file (one per line).
-            Not needed for catsplit files (given, they replace the stored labels).
+            and `head.fc.bias`), or of its weight tensor. Not needed for catsplit files, model folders,
+            or checkpoints whose classifier has a known name (spec/model-formats.md §2).
+        labels: the class names: a list, a mapping, or a labels file (JSON list, {label: index},
+            {index: label}, a config.json, "index name" lines, one per line). Not needed for catsplit
+            files and models that carry them (given, they replace the stored labels of an unedited head).
         groups: optional pseudo-coarse groups (group text -> member labels).
+        trust_checkpoint: open training checkpoints that weights_only=True refuses (timm train.py,
+            mmengine); their unknown classes become inert placeholders and nothing in the file runs.
     Returns:
         a `Head`.
     """
@@ -52,12 +63,18 @@ def load_head(
     if not isinstance(source, (str, os.PathLike)):
         raise CatsplitError(f"load_head takes a file path or a torch.nn.Linear, got {type(source).__name__}")
     path = Path(source)
+    if path.is_dir() or (path.is_file() and path.name == "config.json"):
+        return open_model(path, key=key, labels=labels, groups=groups, trust_checkpoint=trust_checkpoint).head
     if not path.is_file():
         raise CatsplitError(f"{path}: no such file")
-    if path.suffix.lower() in CHECKPOINT_SUFFIXES:
-        return load_from(path, read_checkpoint(path), {}, key, labels, groups)
+    if container_of(path) != SAFETENSORS:
+        return open_model(path, key=key, labels=labels, groups=groups, trust_checkpoint=trust_checkpoint).head
     # Header checked on open; only the tensors the head needs are read, each once, into fresh memory.
-    with SafetensorsReader(path) as tensors:
+    try:
+        tensors = SafetensorsReader(path)
+    except CatsplitError as exc:
+        raise CatsplitError(f"{exc}.{container_hint(path)}" if container_hint(path) else str(exc)) from None
+    with tensors:
         return load_from(path, tensors, tensors.metadata, key, labels, groups)
 
 
@@ -65,25 +82,10 @@ def load_from(
     path: Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str], key: str | None,
     labels: Sequence[str] | str | PathLike | None, groups: Mapping[str, Sequence[str]] | None,
 ) -> Head:
+    """The head of an open safetensors file: a catsplit head file, else a foreign one (`catsplit.formats.model`)."""
     if KEY_FORMAT in meta and key is None:
         return _head_from_catsplit(path, tensors, meta, None if labels is None else read_labels(labels), groups)
-    w, b = find_linear(path, tensors, key)
-    if labels is not None:
-        labels = read_labels(labels)
-    elif KEY_LABELS in meta:
-        # Used as they are, never through read_labels: a string here must not be taken for a file to open.
-        labels = _json_meta(path, meta, KEY_LABELS)
-        if not isinstance(labels, list):
-            raise CatsplitError(f"{path}: metadata {KEY_LABELS!r} must be a JSON list of labels, got {type(labels).__name__}")
-    else:
-        raise CatsplitError(
-            f"{path} holds no labels; pass labels=[...] or a labels file (JSON list, JSON {{label: index}}, or one per line)"
-        )
-    foreign = {k: v for k, v in meta.items() if k not in OWN_KEYS}
-    try:
-        return Head(weight=w, bias=b, labels=labels, groups=groups, metadata=foreign)
-    except CatsplitError as exc:
-        raise CatsplitError(f"{path}: {exc}") from None
+    return head_from_safetensors(path, tensors, key, labels, groups)
 
 
 def _json_meta(path: Path, meta: Mapping[str, str], key: str) -> Any:

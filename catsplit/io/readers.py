@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from catsplit.checks import label_list, labels_by_index
+from catsplit.checks import label_list
 from catsplit.errors import CatsplitError
+from catsplit.formats.labels import labels_from_lines, labels_from_value
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -62,20 +63,22 @@ def read_lines(path: str | PathLike, what: str) -> list[str]:
     return [line.strip() for line in read_text(path, what).splitlines() if line.strip()]
 
 
-def read_labels(labels: Sequence[str] | Mapping[str, int] | str | PathLike) -> list[str]:
-    """Labels from a list, a {label: index} mapping, a JSON file (list or {label: index}) or a text file (one label per line)."""
+def read_labels(labels: Sequence[str] | Mapping[Any, Any] | str | PathLike) -> list[str]:
+    """Labels from a list, a mapping, a JSON file or a text file, in index order (`catsplit.formats.labels`).
+
+    Mappings and JSON objects: `{label: index}`, `{index: label}` (int or digit-string keys), or a model
+    config (`id2label`, `label_names`, `classes`). Text files: one label per line, or "index name" lines
+    (`classInd.txt`). A byte-order mark and CRLF line ends are handled.
+    """
     if isinstance(labels, str) and not Path(labels).is_file() and Path(labels).suffix.lower() not in LABEL_SUFFIXES:
         raise CatsplitError(f"labels={labels!r}: give a list of labels or the path of a .json or .txt labels file")
     if isinstance(labels, (str, os.PathLike)):
         p = Path(labels)  # a missing file: read_text's error
         if p.suffix.lower() == ".json":
-            data = read_json(p, "labels")
-            if isinstance(data, dict):  # {label: index}, as the paper's labels.json
-                return labels_by_index(data, f"labels file {p}")
-            if isinstance(data, list):
-                return data
-            raise CatsplitError(f"labels file {p} must hold a JSON list or an object label -> index")
-        return read_lines(p, "labels")
+            return labels_from_value(read_json(p, "labels"), f"labels file {p}")
+        return labels_from_lines(read_lines(p, "labels"), f"labels file {p}")
+    if isinstance(labels, Mapping):
+        return labels_from_value(labels, "labels")
     return label_list(labels, "labels")
 
 

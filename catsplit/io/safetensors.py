@@ -96,7 +96,9 @@ SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True)
-class _Entry:
+class TensorEntry:
+    """One tensor of a safetensors header: dtype code ("F32", "I64", ...), shape, byte range in the data section."""
+
     dtype: str
     shape: tuple[int, ...]
     begin: int  # byte offsets into the data section
@@ -182,6 +184,19 @@ class SafetensorsReader(Mapping[str, torch.Tensor]):
     def ndim(self, name: str) -> int:
         return len(self._entries[name].shape)
 
+    def shape(self, name: str) -> tuple[int, ...]:
+        """A tensor's shape, from the header (nothing is read)."""
+        return self._entries[name].shape
+
+    def entry(self, name: str) -> TensorEntry:
+        """A tensor's header entry (dtype code, shape, byte range in the data section)."""
+        return self._entries[name]
+
+    @property
+    def data_start(self) -> int:
+        """The file offset of the data section (8 + header length)."""
+        return self._data_start
+
     def __getitem__(self, name: str) -> torch.Tensor:
         e = self._entries[name]
         dtype = HEAD_DTYPES.get(e.dtype)
@@ -224,7 +239,7 @@ def _read_exact(path: Path, f: Any, n: int) -> bytes:
     return data
 
 
-def _parse_header(path: Path, f: Any) -> tuple[dict[str, str], dict[str, _Entry], int]:
+def _parse_header(path: Path, f: Any) -> tuple[dict[str, str], dict[str, TensorEntry], int]:
     """(metadata, tensor entries, offset of the data section); every inconsistency is a CatsplitError."""
 
     def bad(problem: str, *, hint: bool = True) -> CatsplitError:
@@ -264,7 +279,7 @@ def _parse_header(path: Path, f: Any) -> tuple[dict[str, str], dict[str, _Entry]
         meta = {}
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise bad("__metadata__ must be an object whose values are strings")
-    entries: dict[str, _Entry] = {}
+    entries: dict[str, TensorEntry] = {}
     for name, info in header.items():
         if not isinstance(info, dict):
             raise bad(f"the entry of tensor {name!r} is not an object")
@@ -281,7 +296,7 @@ def _parse_header(path: Path, f: Any) -> tuple[dict[str, str], dict[str, _Entry]
                 f"tensor {name!r} of shape {shape} and dtype {dtype} needs {bits / 8:g} bytes, but its data_offsets "
                 f"span {offsets[1] - offsets[0]}"
             )
-        entries[name] = _Entry(dtype, tuple(shape), offsets[0], offsets[1])
+        entries[name] = TensorEntry(dtype, tuple(shape), offsets[0], offsets[1])
     data_len = size - 8 - n
     pos = 0
     for name, e in sorted(entries.items(), key=lambda kv: (kv[1].begin, kv[1].end)):

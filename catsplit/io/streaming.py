@@ -25,7 +25,8 @@ import torch
 from catsplit.edit import apply_split, plan_split, split
 from catsplit.errors import CatsplitError
 from catsplit.head import Head
-from catsplit.io.checkpoint import CHECKPOINT_SUFFIXES
+from catsplit.formats.detect import SAFETENSORS
+from catsplit.formats.model import container_of
 from catsplit.io.headfile import head_tensors, write_head_file
 from catsplit.io.keys import KEY_FORMAT
 from catsplit.io.loading import load_from, load_head
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
     from catsplit.text import TextEncoder
 
-COPY_CHUNK = 16 << 20  # bytes per copy step; each step's writeback to disk starts at once (see _start_writeback)
+COPY_CHUNK = 16 << 20  # bytes per copy step; each step's writeback to disk starts at once (see start_writeback)
 # errors after which copy_file_range is given up for plain reads and writes (kernel or file system without it)
 _NO_COPY_RANGE = {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM, errno.EBADF}
 
@@ -82,7 +83,7 @@ def open_head_file(
     """A checked head file to split from (use as a context manager); memory-mapped when it is a catsplit file."""
     if (
         key is not None or labels is not None or not isinstance(src, (str, os.PathLike))
-        or not Path(src).is_file() or Path(src).suffix.lower() in CHECKPOINT_SUFFIXES
+        or not Path(src).is_file() or container_of(Path(src)) != SAFETENSORS
     ):
         return HeadSource(load_head(src, key=key, labels=labels))
     path = Path(src)
@@ -183,11 +184,11 @@ class HeadSource:
                     f"{self.reader.path}: the file ended {n - done} bytes early while it was copied; it is "
                     "truncated, or it changed while being read"
                 )
-            _start_writeback(fd, pos + done, k)
+            start_writeback(fd, pos + done, k)
             done += k
 
 
-def _start_writeback(fd: int, offset: int, n: int) -> None:
+def start_writeback(fd: int, offset: int, n: int) -> None:
     """Ask the kernel to start writing these bytes to disk now (Linux `sync_file_range`, no waiting).
 
     Only a hint: the fsync before the rename is what makes the file durable. Without it the

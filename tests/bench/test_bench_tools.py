@@ -22,3 +22,17 @@ def test_scale_benchmark_runs_at_a_tiny_size(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "time: catsplit / plain =" in out.stdout and "memory: catsplit peak / file size =" in out.stdout
     assert list(tmp_path.iterdir()) == []  # its temp folder is gone
+
+
+def test_model_writeback_benchmark_runs_at_a_tiny_size(tmp_path):
+    import pytest
+
+    pytest.importorskip("transformers")
+    out = subprocess.run(
+        [sys.executable, "-m", "catsplit.bench.tools.model_writeback", "--size", "tiny", "--labels", "30", "--repeats", "1",
+         "--warm", "16", "--dir", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "time: catsplit / copy =" in out.stdout and "memory: catsplit peak / model size =" in out.stdout
+    assert list(tmp_path.iterdir()) == []  # its temp folder is gone

@@ -25,8 +25,12 @@ def test_load_checkpoint_with_key_and_label_files(tmp_path):
     assert by_weight_name.equals(heads[0])
     with pytest.raises(CatsplitError, match="similar name"):
         load_head(ckpt, key="head.cls", labels=["a", "b", "c"])
+    # no key: head.fc is a known classifier name (issue 15); a layer of no known name still needs key=
+    assert load_head(ckpt, labels=["a", "b", "c"]).equals(heads[0])
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {"backbone.conv.weight": torch.ones(2, 2, 3), "out_layer.weight": lin.weight.data}}, other)
     with pytest.raises(CatsplitError, match="key="):
-        load_head(ckpt, labels=["a", "b", "c"])
+        load_head(other, labels=["a", "b", "c"])
 
 
 def test_pickle_that_runs_code_is_refused(tmp_path):

@@ -269,9 +269,9 @@ def test_foreign_inputs_take_the_ordinary_path(tmp_path):
     plain = tmp_path / "plain.safetensors"
     save_file({"fc.weight": head.weight, "fc.bias": head.bias}, str(plain))
     for src, load in [(ckpt, dict(key="model.fc", labels=labels)), (foreign, {}), (plain, dict(key="fc", labels=head.labels))]:
-        want = tmp_path / f"ref-{src.name}"
+        want = tmp_path / f"ref-{src.stem}.safetensors"  # head files are named .safetensors (issue 15)
         catsplit.split(load_head(src, **load), HashEncoder(), "Pushing something", subs, method="retrieval").save(want)
-        got = split_file(src, tmp_path / f"out-{src.name}", HashEncoder(), "Pushing something", subs, method="retrieval", **load)
+        got = split_file(src, tmp_path / f"out-{src.stem}.safetensors", HashEncoder(), "Pushing something", subs, method="retrieval", **load)
         assert got.read_bytes() == want.read_bytes()
     with open_head_file(foreign) as source:
         assert source.reader is None  # loaded, not mapped

@@ -72,8 +72,13 @@ def test_loading_reads_only_the_tensors_it_needs(tmp_path, monkeypatch):
     head = load_head(p, key="head.fc", labels=["a", "b", "c"])
     assert head.dim == 700 and sorted(read) == ["head.fc.bias", "head.fc.weight"]
     read.clear()
+    # no key: head.fc is a known classifier name (issue 15), found from the header; still only its tensors are read
+    assert load_head(p, labels=["a", "b", "c"]).equals(head) and sorted(read) == ["head.fc.bias", "head.fc.weight"]
+    q = tmp_path / "unknown.safetensors"
+    save_file({"backbone.embed": torch.zeros(3000, 700, dtype=torch.int8), "out_layer.weight": torch.ones(3, 700)}, str(q))
+    read.clear()
     with pytest.raises(catsplit.CatsplitError, match="key="):
-        load_head(p, labels=["a", "b", "c"])
+        load_head(q, labels=["a", "b", "c"])
     assert read == []  # listing the 2-D candidates reads shapes from the header only
 
 
