@@ -47,6 +47,26 @@ def test_split_and_unsplit_a_hugging_face_folder(videomae, tmp_path, capsys):
     assert json.loads((back / "config.json").read_text())["id2label"] == json.loads((folder / "config.json").read_text())["id2label"]
 
 
+
+def test_order_keep_moves_no_other_class_id_of_a_hugging_face_folder(videomae, tmp_path, capsys):
+    transformers = pytest.importorskip("transformers")
+    folder, model = videomae
+    out, back = tmp_path / "out", tmp_path / "back"
+    assert main(["split", str(folder), "--coarse", COARSE, *_subs(), "--method", "coarse", "--order", "keep", "-o", str(out)]) == 0
+    assert f"keeps index {LABELS.index(COARSE)}" in capsys.readouterr().out
+    edited = transformers.AutoModelForVideoClassification.from_pretrained(out).eval()
+    id2label = edited.config.id2label
+    # every other class keeps its id, the first sub takes the coarse class's, the others come last
+    assert [id2label[i] for i in range(len(LABELS))] == [SUBS[0] if lab == COARSE else lab for lab in LABELS]
+    assert [id2label[i] for i in range(len(LABELS), len(id2label))] == SUBS[1:]
+    with torch.no_grad():
+        before, after = model(pixel_values=video()).logits, edited(pixel_values=video()).logits
+    for i, lab in enumerate(LABELS):
+        if lab != COARSE:
+            assert torch.equal(after[:, i], before[:, i]), lab
+    assert main(["unsplit", str(out), "--coarse", COARSE, "-o", str(back)]) == 0
+    assert (back / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()
+
 def test_split_a_checkpoint_writes_the_whole_state_dict(tmp_path, capsys):
     net = TinyVideoNet()
     torch.save(net.state_dict(), tmp_path / "model.pt")
