@@ -4,7 +4,7 @@ The exported original against the exported hierarchical edit, a foreign model ag
 that edit against a second one), and flat exports against `Head.predict`: features and weights up to float32's
 largest finite value, exact ties and one-ulp gaps. A longer run:
 
-    CATSPLIT_EDGE_EXAMPLES=20000 .venv/bin/python -m pytest -q tests/export/test_export_locality_edges.py
+    CATSPLIT_EDGE_EXAMPLES=10000 .venv/bin/python -m pytest -q tests/export/test_export_locality_edges.py
 """
 
 from __future__ import annotations

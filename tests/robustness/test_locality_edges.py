@@ -3,7 +3,7 @@
 Features and weights up to float32's largest finite value, rows that tie or differ by one ulp: hierarchical heads
 score without NaN, and every input whose original top-1 is not the split class keeps it, bit-exactly. A longer run:
 
-    CATSPLIT_EDGE_EXAMPLES=20000 .venv/bin/python -m pytest -q tests/robustness/test_locality_edges.py
+    CATSPLIT_EDGE_EXAMPLES=10000 .venv/bin/python -m pytest -q tests/robustness/test_locality_edges.py
 """
 
 from __future__ import annotations
