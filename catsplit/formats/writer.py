@@ -16,7 +16,6 @@ files go through `catsplit.io.atomic`.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -37,14 +36,12 @@ from catsplit.formats.unpickler import holds_opaque
 from catsplit.head import Head
 from catsplit.io.atomic import atomic_path, check_destination, fsync_dir, rename_new, swap_in, umask
 from catsplit.io.checkpoint import open_checkpoint
+from catsplit.io.copying import RangeCopier, pwrite_all
 from catsplit.io.safetensors import SAFETENSORS_CODES, SafetensorsReader
-from catsplit.io.streaming import start_writeback
 
 if TYPE_CHECKING:
     from os import PathLike
 
-COPY_CHUNK = 16 << 20  # bytes per copy step
-_NO_COPY_RANGE = {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM, errno.EBADF}
 
 
 # the attribute torch's state_dict() gives its OrderedDict (module versions), kept by torch.save / torch.load
@@ -296,12 +293,12 @@ def _rewrite_safetensors(
         def write(tmp: Path) -> None:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             try:
-                pos = _pwrite_all(fd, len(raw).to_bytes(8, "little") + raw, 0)
-                copier = _RangeCopier(reader.fileno(), src)
+                pos = pwrite_all(fd, len(raw).to_bytes(8, "little") + raw, 0)
+                copier = RangeCopier(reader.fileno(), src)
                 for name in order:
                     if name in replace:
                         t = replace[name]
-                        pos = _pwrite_all(fd, memoryview(t.reshape(-1).view(torch.uint8).numpy()), pos)
+                        pos = pwrite_all(fd, memoryview(t.reshape(-1).view(torch.uint8).numpy()), pos)
                     else:
                         e = reader.entry(name)
                         copier.copy(reader.data_start + e.begin, e.end - e.begin, fd, pos)
@@ -447,43 +444,6 @@ def _put_entry(model: Model, obj: dict, entry: dict | None, *, bare: bool) -> No
     meta.pop(ENTRY_KEY, None)
     if entry is not None:
         meta[ENTRY_KEY] = entry
-
-
-class _RangeCopier:
-    """Byte ranges of one source file copied into others: `os.copy_file_range`, else pread/pwrite."""
-
-    def __init__(self, src_fd: int, path: Path):
-        self.src_fd, self.path = src_fd, path
-        self.copy_range = hasattr(os, "copy_file_range")
-
-    def copy(self, offset: int, n: int, fd: int, pos: int) -> None:
-        done = 0
-        while done < n:
-            k = -1
-            step = min(COPY_CHUNK, n - done)
-            if self.copy_range:
-                try:
-                    k = os.copy_file_range(self.src_fd, fd, step, offset + done, pos + done)
-                except OSError as exc:
-                    if exc.errno not in _NO_COPY_RANGE:
-                        raise
-                    self.copy_range = False
-            if k < 0:
-                buf = os.pread(self.src_fd, step, offset + done)
-                k = len(buf)
-                _pwrite_all(fd, buf, pos + done)
-            if k == 0:
-                raise CatsplitError(f"{self.path}: the file ended {n - done} bytes early while it was copied; it changed while being read")
-            start_writeback(fd, pos + done, k)  # the disk works while the rest is copied; the fsync waits for it
-            done += k
-
-
-def _pwrite_all(fd: int, data: Any, pos: int) -> int:
-    view = memoryview(data).cast("B")
-    while view:
-        k = os.pwrite(fd, view, pos)
-        view, pos = view[k:], pos + k
-    return pos
 
 
 def as_ordered(obj: Any) -> Any:

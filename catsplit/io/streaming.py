@@ -15,7 +15,6 @@ Foreign inputs (PyTorch checkpoints, safetensors files without `catsplit.format`
 
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -23,10 +22,10 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import torch
 
 from catsplit.edit import apply_split, plan_split, split
-from catsplit.errors import CatsplitError
 from catsplit.head import Head
 from catsplit.formats.detect import SAFETENSORS
 from catsplit.formats.model import container_of
+from catsplit.io.copying import RangeCopier, pwrite_all
 from catsplit.io.headfile import head_tensors, write_head_file
 from catsplit.io.keys import KEY_FORMAT
 from catsplit.io.loading import load_from, load_head
@@ -36,11 +35,6 @@ if TYPE_CHECKING:
     from os import PathLike
 
     from catsplit.text import TextEncoder
-
-COPY_CHUNK = 16 << 20  # bytes per copy step; each step's writeback to disk starts at once (see start_writeback)
-# errors after which copy_file_range is given up for plain reads and writes (kernel or file system without it)
-_NO_COPY_RANGE = {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM, errno.EBADF}
-
 
 def split_file(
     src: str | PathLike,
@@ -104,7 +98,7 @@ class HeadSource:
     def __init__(self, head: Head, reader: SafetensorsReader | None = None):
         self.head = head
         self.reader = reader
-        self._copy_range = hasattr(os, "copy_file_range")  # dropped for pread/pwrite when the kernel refuses it
+        self.copier = RangeCopier(reader.fileno(), reader.path) if reader is not None else None  # unchanged byte ranges
 
     def __enter__(self) -> HeadSource:
         return self
@@ -142,7 +136,7 @@ class HeadSource:
         assert self.reader is not None
         fd = os.open(tmp, os.O_WRONLY)
         try:
-            pos = _pwrite_all(fd, len(header).to_bytes(8, "little") + header, 0)
+            pos = pwrite_all(fd, len(header).to_bytes(8, "little") + header, 0)
             for name in tensor_order(tensors):
                 for part in blocks.parts(tensors[name]):
                     n = part.numel() * part.element_size()
@@ -150,74 +144,15 @@ class HeadSource:
                         continue
                     offset = self.reader.file_offset(part)
                     if offset is None:
-                        _pwrite_all(fd, memoryview(part.contiguous().reshape(-1).view(torch.uint8).numpy()), pos)
+                        pwrite_all(fd, memoryview(part.contiguous().reshape(-1).view(torch.uint8).numpy()), pos)
                     else:
-                        self._copy(offset, n, fd, pos)
+                        self.copier.copy(offset, n, fd, pos)
                     pos += n
         finally:
             os.close(fd)
         size = 8 + len(header) + sum(t.numel() * t.element_size() for t in tensors.values())
         if pos != size:  # the blocks disagree with the header: a bug, never a file to publish
             raise RuntimeError(f"split_file wrote {pos} bytes where the header describes {size}")
-
-    def _copy(self, offset: int, n: int, fd: int, pos: int) -> None:
-        """Copy bytes [offset, offset + n) of the source file to `fd` at `pos`; a short source is a CatsplitError."""
-        assert self.reader is not None
-        src = self.reader.fileno()
-        done = 0
-        while done < n:
-            k = -1
-            step = min(COPY_CHUNK, n - done)
-            if self._copy_range:
-                try:
-                    k = os.copy_file_range(src, fd, step, offset + done, pos + done)
-                except OSError as exc:
-                    if exc.errno not in _NO_COPY_RANGE:
-                        raise
-                    self._copy_range = False
-            if k < 0:
-                buf = os.pread(src, step, offset + done)
-                k = len(buf)
-                _pwrite_all(fd, buf, pos + done)
-            if k == 0:
-                raise CatsplitError(
-                    f"{self.reader.path}: the file ended {n - done} bytes early while it was copied; it is "
-                    "truncated, or it changed while being read"
-                )
-            start_writeback(fd, pos + done, k)
-            done += k
-
-
-def start_writeback(fd: int, offset: int, n: int) -> None:
-    """Ask the kernel to start writing these bytes to disk now (Linux `sync_file_range`, no waiting).
-
-    Only a hint: the fsync before the rename is what makes the file durable. Without it the
-    kernel writes the whole file back during that fsync; with it, the disk works while the rest
-    is copied (for a 393 MiB head here, about 0.1 s less in all). A no-op where unavailable.
-    """
-    if _SYNC_FILE_RANGE[0] is None:
-        try:
-            import ctypes
-
-            fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-            fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-            _SYNC_FILE_RANGE[0] = fn
-        except (OSError, AttributeError, ImportError):
-            _SYNC_FILE_RANGE[0] = False
-    if _SYNC_FILE_RANGE[0]:
-        _SYNC_FILE_RANGE[0](fd, offset, n, 2)  # SYNC_FILE_RANGE_WRITE; errors ignored: the fsync follows
-
-
-_SYNC_FILE_RANGE: list[Any] = [None]  # libc's sync_file_range once looked up, or False
-
-
-def _pwrite_all(fd: int, data: Any, pos: int) -> int:
-    """Write all of `data` at `pos`; returns the position after it."""
-    view = memoryview(data).cast("B")
-    while view:
-        k = os.pwrite(fd, view, pos)
-        view, pos = view[k:], pos + k
-    return pos
 
 
 class RowBlocks:

@@ -159,7 +159,7 @@ def test_without_copy_file_range_the_copy_is_read_and_written(tmp_path, monkeypa
         def refuse(*args, **kwargs):
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         monkeypatch.setattr(os, "copy_file_range", refuse)
-    monkeypatch.setattr("catsplit.io.streaming.COPY_CHUNK", 1000)  # several chunks
+    monkeypatch.setattr("catsplit.io.copying.COPY_CHUNK", 1000)  # several chunks
     got = split_file(src, tmp_path / "out.safetensors", HashEncoder(), "Pushing something", subs, method="retrieval")
     assert got.read_bytes() == want
 
@@ -193,11 +193,11 @@ def test_a_source_truncated_while_copied_is_an_error(tmp_path, monkeypatch, copy
     offset = source.reader.file_offset(source.head.weight)
     source.head = None  # the views must not be read once the file is truncated (SIGBUS)
     os.truncate(src, size - 100)
-    source._copy_range = copy_range and hasattr(os, "copy_file_range")
+    source.copier.copy_range = copy_range and hasattr(os, "copy_file_range")
     fd = os.open(dst, os.O_WRONLY)
     try:
         with pytest.raises(CatsplitError, match="truncated, or it changed while being read"):
-            source._copy(offset, size - offset, fd, 0)
+            source.copier.copy(offset, size - offset, fd, 0)
     finally:
         os.close(fd)
         source.close()

@@ -33,14 +33,12 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
+from catsplit.bench.tools.memory import PeakMemory, run_worker
 from catsplit.bench.tools.scale import COARSE, SUBS, make_labels
 
 TASKS = ("copy", "copy_fsync", "catsplit")
@@ -66,23 +64,6 @@ def make_model(folder: Path, labels: list[str], seed: int = 0, size: str = "base
     return sum(p.stat().st_size for p in folder.iterdir())
 
 
-def _status_mib(key: str) -> float:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {key} in /proc/self/status")
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")  # resets VmHWM to the current resident set
-        return True
-    except OSError:
-        return False
-
-
 def worker(task: str, src: Path, dst: Path, method: str) -> dict:
     """Run one measurement in this (fresh) process; returns seconds, phases, peak MiB above the start."""
     import torch  # noqa: F401 - imported before the baseline is taken
@@ -91,9 +72,7 @@ def worker(task: str, src: Path, dst: Path, method: str) -> dict:
     from catsplit.formats.model import open_model
     from catsplit.formats.writer import save_model
 
-    before = _status_mib("VmRSS")
-    exact = _reset_peak()
-    hwm_before = _status_mib("VmHWM")
+    memory = PeakMemory()
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
     if task in ("copy", "copy_fsync"):
@@ -116,23 +95,14 @@ def worker(task: str, src: Path, dst: Path, method: str) -> dict:
         save_model(new, model, dst)
         phases["write"] = time.perf_counter() - t0 - phases["open"] - phases["split"]
     seconds = time.perf_counter() - t0
-    peak = _status_mib("VmHWM")
-    return {"task": task, "seconds": seconds, "phases": phases, "rss_before_mib": before,
-            "peak_above_start_mib": peak - (before if exact else hwm_before), "exact_peak": exact}
+    return {"task": task, "seconds": seconds, "phases": phases, "rss_before_mib": memory.rss_before,
+            "peak_above_start_mib": memory.above_start(), "exact_peak": memory.exact}
 
 
 def measure(task: str, src: Path, dst: Path, method: str, warm_mib: int = 0) -> dict:
     if dst.exists():
         shutil.rmtree(dst)
-    if warm_mib:
-        np.ones(warm_mib * 2**20 // 8)  # touched, then freed at once
-    os.sync()
-    out = subprocess.run(
-        [sys.executable, "-m", "catsplit.bench.tools.model_writeback", "--worker", task, "--src", str(src),
-         "--dst", str(dst), "--method", method],
-        check=True, capture_output=True, text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_worker("catsplit.bench.tools.model_writeback", task, src, dst, method, warm_mib)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -37,14 +37,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from catsplit.bench.tools.memory import PeakMemory, run_worker
 
 COARSE = "action0"
 SUBS = [f"{COARSE} variant {v}" for v in (0, 1, 2, 3)]
@@ -96,23 +96,6 @@ class HashedWordsEncoder:
 
 
 # --- measuring, in a fresh process -----------------------------------------------------------
-def _status_mib(key: str) -> float:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {key} in /proc/self/status")
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")  # resets VmHWM to the current resident set
-        return True
-    except OSError:
-        return False
-
-
 def worker(task: str, src: Path, dst: Path, method: str) -> dict:
     """Run one measurement in this (fresh) process; returns seconds, peak MiB above the start, phases."""
     import torch  # noqa: F401 - imported before the baseline is taken
@@ -123,9 +106,7 @@ def worker(task: str, src: Path, dst: Path, method: str) -> dict:
     from safetensors.torch import load_file, save_file
 
     encoder = HashedWordsEncoder() if method == "retrieval" else None
-    before = _status_mib("VmRSS")
-    exact = _reset_peak()
-    hwm_before = _status_mib("VmHWM")
+    memory = PeakMemory()
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
     if task in ("plain", "plain_fsync"):
@@ -161,25 +142,16 @@ def worker(task: str, src: Path, dst: Path, method: str) -> dict:
         new.save(dst, overwrite=True)
     seconds = time.perf_counter() - t0
     phases["save"] = seconds - sum(phases.values())
-    peak = _status_mib("VmHWM")
     return {
-        "task": task, "seconds": seconds, "phases": phases, "rss_before_mib": before,
-        "peak_above_start_mib": peak - (before if exact else hwm_before), "exact_peak": exact,
+        "task": task, "seconds": seconds, "phases": phases, "rss_before_mib": memory.rss_before,
+        "peak_above_start_mib": memory.above_start(), "exact_peak": memory.exact,
     }
 
 
 def measure(task: str, src: Path, dst: Path, method: str, warm_mib: int = 0) -> dict:
     if dst.exists():
         dst.unlink()
-    if warm_mib:
-        np.ones(warm_mib * 2**20 // 8)  # touched, then freed at once
-    os.sync()
-    out = subprocess.run(
-        [sys.executable, "-m", "catsplit.bench.tools.scale", "--worker", task, "--src", str(src), "--dst", str(dst),
-         "--method", method],
-        check=True, capture_output=True, text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_worker("catsplit.bench.tools.scale", task, src, dst, method, warm_mib)
 
 
 def main(argv: list[str] | None = None) -> None:
