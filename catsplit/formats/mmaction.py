@@ -11,7 +11,7 @@ dataset had them. Label maps are text files with one class name per line (`label
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 HEADS = ("cls_head.fc_cls", "cls_head.fc2")
 _HEAD_START = re.compile(r"""(?:\bcls_head\s*=\s*dict\s*\(|['"]cls_head['"]\s*:\s*(?:dict\s*\(|\{))""")
@@ -56,49 +56,45 @@ def set_num_classes(config_text: str, n: int) -> tuple[str, bool]:
     return "".join(out), found
 
 
-def _closing(text: str, i: int) -> int:
-    """Index of the bracket that closes the one opened just before `i` (quotes skipped), or len(text)."""
-    depth, quote = 1, None
+def _brackets(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
+    """(index, bracket) for every bracket of `text` from `start` on that is not inside a quoted string."""
+    quote, i = None, start
     while i < len(text):
         c = text[i]
         if quote:
             if c == "\\":
-                i += 1
+                i += 1  # an escaped character, the quote included
             elif c == quote:
                 quote = None
         elif c in "'\"":
             quote = c
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-            if depth == 0:
-                return i
+        elif c in "()[]{}":
+            yield i, c
         i += 1
+
+
+def _closing(text: str, i: int) -> int:
+    """Index of the bracket that closes the one opened just before `i` (quotes skipped), or len(text)."""
+    depth = 1
+    for j, c in _brackets(text, i):
+        depth += 1 if c in "([{" else -1
+        if depth == 0:
+            return j
     return len(text)
 
 
 def _top_level_spans(body: str) -> list[tuple[int, int]]:
     """Spans of `body` not inside a nested bracket (so a nested dict's num_classes is left alone)."""
-    spans, depth, start, quote, i = [], 0, 0, None, 0
-    while i < len(body):
-        c = body[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif c == quote:
-                quote = None
-        elif c in "'\"":
-            quote = c
-        elif c in "([{":
+    spans, depth, start = [], 0, 0
+    for i, c in _brackets(body):
+        if c in "([{":
             if depth == 0:
                 spans.append((start, i))
             depth += 1
-        elif c in ")]}":
+        else:
             depth -= 1
             if depth == 0:
                 start = i + 1
-        i += 1
     if depth == 0:
         spans.append((start, len(body)))
     return spans

@@ -170,3 +170,20 @@ def test_a_pickled_module_is_read_with_trust_but_not_written(tmp_path):
     with pytest.raises(CatsplitError, match="holds a .*not a dict of tensors|inside an object catsplit does not load"):
         catsplit.save_model(new, tmp_path / "whole.pt", tmp_path / "out.pt", labels=LABELS, trust_checkpoint=True)
     assert not (tmp_path / "out.pt").exists() and Path(tmp_path / "whole.pt").is_file()
+
+
+def test_mmaction_num_classes_is_set_in_the_cls_head_only_at_its_own_level():
+    from catsplit.formats.mmaction import set_num_classes
+
+    cfg = (
+        "model = dict(type='Recognizer3D', backbone=dict(num_classes=7),\n"
+        "    cls_head=dict(type='I3DHead', loss_cls=dict(type='CE', num_classes=3, note='a ) in quotes'),\n"
+        "                  in_channels=2048, num_classes=400, label=\"x]\"),\n"
+        "    data_preprocessor=dict(num_classes=400))\n"
+    )
+    text, found = set_num_classes(cfg, 403)
+    assert found
+    assert "in_channels=2048, num_classes=403," in text  # the head's own field
+    assert "num_classes=3, note='a ) in quotes'" in text  # a nested dict's field, past a quoted bracket
+    assert "backbone=dict(num_classes=7)" in text and "data_preprocessor=dict(num_classes=400)" in text
+    assert set_num_classes("model = dict(backbone=dict(num_classes=7))", 5) == ("model = dict(backbone=dict(num_classes=7))", False)
