@@ -19,7 +19,7 @@ from catsplit.errors import CatsplitError
 from catsplit.head import Head, Table, label_names
 from catsplit.progress import Progress
 from catsplit.scoring import table_scores
-from catsplit.training import EmaEarlyStop, step_budget
+from catsplit.training import EmaEarlyStop, one_thread, step_budget
 
 
 def sample_shots(labels: Sequence[str], subs: Sequence[str], shots: int, seed: int) -> np.ndarray:
@@ -113,25 +113,26 @@ def finetune(
     step = epoch = 0
     best_w, best_b = w0.clone(), (b0.clone() if b0 is not None else None)
     bar = Progress(max_epochs, "finetune", enabled=progress)
-    for epoch in range(1, max_epochs + 1):
-        order = torch.randperm(n, generator=gen)
-        for start in range(0, n, config.batch_size):
-            if step == total:
+    with one_thread():  # tiny matrices: a second thread only spin-waits (catsplit.training.one_thread)
+        for epoch in range(1, max_epochs + 1):
+            order = torch.randperm(n, generator=gen)
+            for start in range(0, n, config.batch_size):
+                if step == total:
+                    break
+                idx = order[start : start + config.batch_size]
+                logits = scores(idx, w, b)
+                loss = torch.nn.functional.cross_entropy(logits, y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                stopper.update(float(loss.detach()))
+            if stopper.end_epoch(epoch):
+                best_w = w.detach().clone()
+                best_b = b.detach().clone() if b is not None else None
+            bar.update(1, postfix=f"loss {stopper.smoothed:.4f}, best {stopper.best:.4f} @ epoch {stopper.best_epoch}")
+            if stopper.stop:
                 break
-            idx = order[start : start + config.batch_size]
-            logits = scores(idx, w, b)
-            loss = torch.nn.functional.cross_entropy(logits, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            stopper.update(float(loss.detach()))
-        if stopper.end_epoch(epoch):
-            best_w = w.detach().clone()
-            best_b = b.detach().clone() if b is not None else None
-        bar.update(1, postfix=f"loss {stopper.smoothed:.4f}, best {stopper.best:.4f} @ epoch {stopper.best_epoch}")
-        if stopper.stop:
-            break
     bar.close()
     check_finite(best_w.to(head.dtype), "fine-tuned rows that", subs)
     new_w = table.weight.clone()  # every other row's bits as they were

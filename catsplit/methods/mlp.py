@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from catsplit.training import EmaEarlyStop, step_budget
+from catsplit.training import EmaEarlyStop, one_thread, step_budget
 
 
 class ModifierMLP(torch.nn.Module):
@@ -49,24 +49,25 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, config: Any, seed: int) -> tuple[Modif
     stopper = EmaEarlyStop(config.ema, config.patience, config.min_delta, maximize=True)  # on the training cosine
     step = epoch = 0
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
-    for epoch in range(1, epochs + 1):
-        order = torch.randperm(n, generator=gen)
-        for start in range(0, n, config.batch_size):
-            if step == total:
+    with one_thread():  # tiny matrices: a second thread only spin-waits (catsplit.training.one_thread)
+        for epoch in range(1, epochs + 1):
+            order = torch.randperm(n, generator=gen)
+            for start in range(0, n, config.batch_size):
+                if step == total:
+                    break
+                idx = order[start : start + config.batch_size]
+                opt.param_groups[0]["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
+                pred = model(xt[idx])  # [B, D]
+                loss = torch.nn.functional.mse_loss(pred, yt[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                stopper.update(float(torch.nn.functional.cosine_similarity(pred.detach(), yt[idx], dim=1).mean()))
+            if stopper.end_epoch(epoch):
+                best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            elif stopper.stop:
                 break
-            idx = order[start : start + config.batch_size]
-            opt.param_groups[0]["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
-            pred = model(xt[idx])  # [B, D]
-            loss = torch.nn.functional.mse_loss(pred, yt[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            stopper.update(float(torch.nn.functional.cosine_similarity(pred.detach(), yt[idx], dim=1).mean()))
-        if stopper.end_epoch(epoch):
-            best_state = {k: v.clone() for k, v in model.state_dict().items()}
-        elif stopper.stop:
-            break
     model.load_state_dict(best_state)
     model.eval()
     info = {"epochs": epoch, "steps": step, "best_epoch": stopper.best_epoch, "train_cos_ema": round(stopper.best, 6), "pairs": n}
