@@ -76,8 +76,14 @@ def finetune(
         config = FinetuneConfig()
     elif not isinstance(config, FinetuneConfig):
         raise CatsplitError(f"config must be a catsplit.FinetuneConfig, got {type(config).__name__}; e.g. config=FinetuneConfig(lr=1e-3)")
-    rec = history[-1]
+    rec = history[-1]  # a checked record (check_history): every field below is there, of the right type
     subs = list(rec["subs"])
+    ti = rec["table"] if rec["mode"] == "flat" else rec["sub_table"]
+    if not (ti < len(head.tables) and head.tables[ti].labels[-len(subs):] == tuple(subs)):
+        raise CatsplitError(
+            f"the latest edit record (split of {rec['coarse']!r}) does not match the head: its subs are not the last "
+            f"rows of table {ti}. The history is damaged; fine-tune a head written by catsplit.split"
+        )
     x = as_tensor(features, "features").to(torch.float32)
     if x.ndim != 2 or x.shape[1] != head.dim:
         raise CatsplitError(f"features must have shape [N, {head.dim}], got {tuple(x.shape)}")
@@ -94,7 +100,6 @@ def finetune(
     out_index = {lab: i for i, lab in enumerate(head.labels)}
     y = torch.tensor([out_index[n] for n in names], dtype=torch.long)  # [N]
 
-    ti = rec["table"] if rec["mode"] == "flat" else rec["sub_table"]
     table = head.tables[ti]
     k = len(subs)
     first = table.weight.shape[0] - k if rec["mode"] == "flat" else 0  # the sub rows of that table

@@ -14,6 +14,19 @@ CHECKPOINT_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".tar"}
 
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a PyTorch checkpoint by dotted name (`flatten`); a single bare tensor is refused."""
+    obj = load_weights_only(path)
+    if isinstance(obj, torch.Tensor):  # torch.save(W, path): no name says what it is, nor where a bias would be
+        raise CatsplitError(
+            f"{path} holds a single tensor of shape {list(obj.shape)}, not a state dict, so catsplit cannot tell which "
+            "layer it is. Save the layer by name, e.g. torch.save({'weight': W, 'bias': b}, path), or build the head "
+            "directly: catsplit.Head(weight=torch.load(path), labels=[...])"
+        )
+    return flatten(path, obj)
+
+
+def load_weights_only(path: Path) -> Any:
+    """What a PyTorch file holds, unpickled with weights_only=True (never code); a CatsplitError when that fails."""
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -22,23 +35,66 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
             f"{str(exc).splitlines()[0] if str(exc) else ''}). catsplit never unpickles code; re-save the "
             "checkpoint as a plain state dict (torch.save(model.state_dict(), path)) or as safetensors"
         ) from None
+    return obj
+
+
+MAX_NESTING = 100  # mappings inside mappings; real checkpoints nest a few levels
+
+
+def flatten(path: Path, obj: Any) -> dict[str, torch.Tensor]:
+    """The tensors of nested mappings, by dotted name (`{"model": {"fc": {"weight": t}}}` -> `model.fc.weight`).
+
+    Walked without recursion: a mapping that holds itself (pickle keeps the cycle) or one nested thousands of
+    levels deep is refused with a CatsplitError, not a RecursionError. Other values are ignored.
+    """
     flat: dict[str, torch.Tensor] = {}
-
-    def walk(prefix: str, x: Any) -> None:
+    stack: list[tuple[str, Any, tuple[int, ...]]] = [("", obj, ())]  # (name, value, ids of the mappings above it)
+    while stack:
+        prefix, x, above = stack.pop()
         if isinstance(x, torch.Tensor):
-            flat[prefix] = x
+            flat.setdefault(prefix, x)
         elif isinstance(x, Mapping):
-            for k, v in x.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-
-    if isinstance(obj, torch.Tensor):  # torch.save(W, path): no name says what it is, nor where a bias would be
-        raise CatsplitError(
-            f"{path} holds a single tensor of shape {list(obj.shape)}, not a state dict, so catsplit cannot tell which "
-            "layer it is. Save the layer by name, e.g. torch.save({'weight': W, 'bias': b}, path), or build the head "
-            "directly: catsplit.Head(weight=torch.load(path), labels=[...])"
-        )
-    walk("", obj)
+            if id(x) in above:
+                raise CatsplitError(f"{path}: the mapping at {prefix or 'the top'!r} contains itself; save a plain state dict")
+            if len(above) >= MAX_NESTING:
+                raise CatsplitError(f"{path}: mappings nested more than {MAX_NESTING} levels deep; save a plain state dict")
+            for k, v in reversed(list(x.items())):
+                stack.append((f"{prefix}.{k}" if prefix else str(k), v, above + (id(x),)))
     return flat
+
+
+def check_plain(path: Path, name: str, t: torch.Tensor) -> torch.Tensor:
+    """`t` if it is an ordinary dense CPU tensor with memory for every element; else a CatsplitError naming it.
+
+    Refused: sparse and other layouts, meta tensors (no data), quantized tensors, and views whose elements
+    share memory (an `expand`ed tensor: a few bytes in the file that a copy would turn into terabytes).
+    """
+    kind = None
+    if t.layout != torch.strided:
+        kind = f"a {str(t.layout).removeprefix('torch.')} tensor"
+    elif t.device.type != "cpu":
+        kind = f"a tensor on device {t.device.type!r} (no data on the CPU)"
+    elif t.is_quantized:
+        kind = "a quantized tensor"
+    elif t.numel() and _overlapping(t):
+        kind = "a view whose elements share memory (an expanded tensor)"
+    if kind is not None:
+        raise CatsplitError(
+            f"{path}: tensor {name!r} of shape {list(t.shape)} is {kind}; catsplit reads dense tensors only. "
+            "Save it with tensor.to_dense().contiguous() (or dequantize it) first"
+        )
+    return t
+
+
+def _overlapping(t: torch.Tensor) -> bool:
+    """True when two elements of `t` share memory (stride 0 on an axis longer than 1, or strides too small)."""
+    dims = sorted((st, n) for st, n in zip(t.stride(), t.shape) if n > 1)
+    extent = 1
+    for stride, n in dims:
+        if stride < extent:
+            return True
+        extent = stride * n
+    return False
 
 
 def find_linear(path: Path, tensors: Mapping[str, torch.Tensor], key: str | None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -81,6 +137,8 @@ def float_tensor(path: Path, tensors: Mapping[str, torch.Tensor], name: str) -> 
     if name not in tensors:
         return None
     t = tensors[name]
+    if not isinstance(tensors, SafetensorsReader):  # the safetensors reader makes only dense tensors
+        check_plain(path, name, t)
     if not t.is_floating_point():
         raise CatsplitError(
             f"{path}: tensor {name!r} has dtype {str(t.dtype).removeprefix('torch.')}; head tensors must be float "
