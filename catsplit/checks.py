@@ -522,7 +522,7 @@ def check_split_record(rec: Mapping[str, Any], i: int) -> None:
     if not subs or not all(isinstance(x, str) for x in subs):
         raise CatsplitError(f"edit record #{i} (split of {rec['coarse']!r}): subs must be a non-empty list of labels")
     fields = dict(SPLIT_FIELDS)
-    if rec.get("mode") in MODE_FIELDS:
+    if isinstance(rec.get("mode"), str) and rec["mode"] in MODE_FIELDS:
         key, test = MODE_FIELDS[rec["mode"]]
         fields[key] = test
     for key, (need, ok) in fields.items():

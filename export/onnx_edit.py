@@ -18,7 +18,7 @@ import numpy as np
 from catsplit.checks import check_labels
 from catsplit.errors import CatsplitError
 from catsplit.export.exporter import MAX_BYTES
-from catsplit.io.atomic import atomic_path, check_destination
+from catsplit.io.atomic import atomic_path, check_destination, resolved
 from catsplit.export.graph import (
     PREFIX, head_description, head_from_model, head_graph, head_metadata, read_metadata, set_metadata,
 )
@@ -73,7 +73,7 @@ def split_onnx(
 
     onnx = require_onnx("editing ONNX models")
     src = Path(src)
-    if Path(dst).resolve() == src.resolve() and not overwrite:
+    if resolved(dst) == resolved(src) and not overwrite:
         raise CatsplitError(f"dst {dst} is the source model; write elsewhere or pass overwrite=True")
     check_destination(dst, overwrite=overwrite, example="model.onnx")
     model = load_model(src)

@@ -17,7 +17,7 @@ from catsplit.bench import rows as table_methods
 from catsplit.bench.protocol import run_protocol
 from catsplit.bench.report import curve_plot, markdown_table, plot, write_json
 from catsplit.errors import CatsplitError
-from catsplit.io.atomic import atomic_path, check_destination, checked_path, make_folder
+from catsplit.io.atomic import atomic_path, check_destination, checked_path, make_folder, resolved
 
 
 def versions() -> dict:
@@ -98,7 +98,7 @@ def check_outputs(out: str | None, plot_path: str | None, overwrite: bool, merge
     for option, p, example in named:
         if not p:
             continue
-        path = check_destination(p, overwrite=overwrite, example=example).resolve()
+        path = resolved(check_destination(p, overwrite=overwrite, example=example))
         if path in seen:
             raise CatsplitError(f"{seen[path]} and {option} name the same file {p}; each output needs its own file")
         seen[path] = option

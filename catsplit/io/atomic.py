@@ -27,13 +27,16 @@ def check_destination(path: str | os.PathLike, *, overwrite: bool, example: str 
         example: a file name to suggest when `path` is a folder.
     """
     path = checked_path(path, "output file")
-    if path.is_dir():
-        raise CatsplitError(f"{path} is a folder; give a file name such as {path / example}")
-    if path.exists() and not overwrite:
-        raise CatsplitError(f"{path} exists; choose another name or pass overwrite=True (CLI: --overwrite)")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise CatsplitError(f"folder {folder} does not exist; create it first")
+    try:  # Path.is_dir raises for a name the file system refuses (too long)
+        if path.is_dir():
+            raise CatsplitError(f"{path} is a folder; give a file name such as {path / example}")
+        if path.exists() and not overwrite:
+            raise CatsplitError(f"{path} exists; choose another name or pass overwrite=True (CLI: --overwrite)")
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            raise CatsplitError(f"folder {folder} does not exist; create it first")
+    except OSError as exc:
+        raise CatsplitError(f"cannot write {str(path)[:200]} ({exc.strerror or exc}); give a shorter or other name") from None
     return path
 
 
@@ -46,6 +49,15 @@ def checked_path(path: str | os.PathLike, what: str) -> Path:
     if (b"\0" if isinstance(text, bytes) else "\0") in text:
         raise CatsplitError(f"{what} {text!r} holds a NUL byte, which no file name can; give another name")
     return Path(os.fsdecode(text))
+
+
+def resolved(path: str | os.PathLike) -> Path:
+    """`Path(path).resolve()`, or the absolute path when the system cannot resolve it (a name too long, a loop)."""
+    p = checked_path(path, "path")
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):
+        return p.absolute()
 
 
 def make_folder(path: str | os.PathLike, what: str, hint: str) -> Path:

@@ -140,7 +140,10 @@ def _check_external(t: Any, path: Path, folder: Path) -> None:
     location = info.get("location", "")
     if not location or "\0" in location:
         raise CatsplitError(f"{path}: tensor {t.name!r} names external data {location!r}, which is not a file name")
-    target = (folder / location).resolve()
+    try:
+        target = (folder / location).resolve()
+    except (OSError, RuntimeError):  # too long, a symlink loop
+        raise CatsplitError(f"{path}: tensor {t.name!r} names external data {location[:80]!r}, which is not a file name") from None
     if os.path.isabs(location) or folder not in target.parents:
         raise CatsplitError(
             f"{path}: tensor {t.name!r} points at external data {location!r} outside the model's folder; "

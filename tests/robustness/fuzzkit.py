@@ -1246,6 +1246,10 @@ def backbone_weight_files(draw) -> dict[str, bytes]:
     return {"backbone.pt": torch_bytes(state)}
 
 
+# commands that take seconds when their input is fine (demo trains a head): in the matrix only, not per kind
+SLOW_COMMANDS = {"demo"}
+
+
 def write_case(case: CaseDir, files: dict[str, bytes | None]) -> Path:
     """Write one case's files (None: leave that file out) into a fresh case folder; returns the folder."""
     root = case.fresh()
@@ -1289,12 +1293,20 @@ def _retrieval(head: Any, d: Path, *extra: Any, encoder: Any = None) -> list:
             encoder or s.bert, *extra, "-o", d / "out.safetensors"]
 
 
-def head_commands(d: Path, name: str = "head.safetensors") -> dict[str, list]:
+def head_commands(d: Path, coarse: str = COARSE) -> dict[str, list]:
+    """`coarse`: the label `split` splits (the edited seeds have split COARSE already)."""
     s = seeds()
-    h = d / name
+    h = d / "head.safetensors"
+
+    def split(*extra: Any) -> list:
+        argv = _split(h, *extra, d=d)
+        argv[argv.index("--coarse") + 1] = coarse
+        argv[argv.index("--sub") + 1], argv[argv.index("--sub", argv.index("--sub") + 1) + 1] = coarse + " a", coarse + " b"
+        return argv
+
     return {
-        "split": _split(h, d=d),
-        "split-hierarchical": _split(h, "--mode", "hierarchical", d=d),
+        "split": split(),
+        "split-hierarchical": split("--mode", "hierarchical"),
         "unsplit": ["unsplit", h, "--coarse", "Lifting something up", "-o", d / "out.safetensors"],
         "finetune": _finetune(h, s.features_npz, d),
         "inspect": ["inspect", h],
@@ -1310,7 +1322,6 @@ def checkpoint_commands(d: Path) -> dict[str, list]:
     key = ["--key", "model.fc", "--labels", s.labels_json]
     return {
         "split": _split(c, *key, d=d),
-        "unsplit": ["unsplit", c, *key, "--coarse", COARSE, "-o", d / "out.safetensors"],
         "inspect": ["inspect", c, *key],
         "export": ["export", c, *key, "-o", d / "out.onnx"],
         "bench": _bench(d, head=c, key="model.fc"),
@@ -1338,7 +1349,6 @@ def label_commands(d: Path, name: str) -> dict[str, list]:
         return {
             "inspect": ["inspect", s.head, "--labels", f],
             "split": _split(s.checkpoint, *key, d=d),
-            "unsplit": ["unsplit", s.checkpoint, *key, "--coarse", COARSE, "-o", d / "out.safetensors"],
             "export": ["export", s.checkpoint, *key, "-o", d / "out.onnx"],
             "edit-onnx": _edit_onnx(s.onnx_foreign, d, "--labels", f),
         }
@@ -1382,6 +1392,7 @@ def encoder_commands(d: Path) -> dict[str, list]:
                             "--encoder", e, "-o", d / "out.safetensors"],
         "edit-onnx": _edit_onnx(s.onnx_flat, d, "--encoder", e, method="retrieval"),
         "bench": _bench(d, encoder=e),
+        "demo": ["demo", "--encoder", e, "--method", "coarse"],
     }
 
 
@@ -1420,7 +1431,8 @@ FEATURE_FILES = {v: k for k, v in FEATURE_KINDS.items()}
 # kind -> (strategy of the case's files, the commands that read them for those files)
 KINDS: dict[str, tuple[Callable[[], st.SearchStrategy], Callable[[Path, dict], dict[str, list]]]] = {
     "head": (head_files, lambda d, f: head_commands(d)),
-    "history": (history_files, lambda d, f: head_commands(d)),
+    "history": (history_files, lambda d, f: {k: v for k, v in head_commands(d, coarse="Dropping something up").items()
+                                             if k != "bench"}),  # an edited head is not the layout's base head
     "checkpoint": (checkpoint_files, lambda d, f: checkpoint_commands(d)),
     "onnx": (onnx_files, lambda d, f: onnx_commands(d)),
     "labels": (label_files, lambda d, f: label_commands(d, next(iter(f)))),

@@ -29,7 +29,7 @@ def _run_kind(kind: str, case: CaseDir, data) -> None:
     strategy, commands = KINDS[kind]
     files = data.draw(strategy(), label="files")
     argv_of = commands(case.root, files)
-    name = data.draw(st.sampled_from(sorted(argv_of)), label="command")
+    name = data.draw(st.sampled_from(sorted(set(argv_of) - fuzzkit.SLOW_COMMANDS)), label="command")
     write_case(case, files)
     outcome = check_outcome(run_cli(argv_of[name]), argv_of[name])
     event(f"{name}: {outcome}")  # --hypothesis-show-statistics shows the share of each
