@@ -334,6 +334,9 @@ def as_tensor(x: Any, name: str) -> torch.Tensor:
     import torch
 
     if isinstance(x, torch.Tensor):
+        if x.layout != torch.strided or x.is_quantized or x.device.type == "meta":
+            kind = "a meta tensor (no data)" if x.device.type == "meta" else f"{str(x.layout).removeprefix('torch.')} / quantized"
+            raise CatsplitError(f"{name} is {kind}; pass a dense tensor (tensor.to_dense(), .dequantize())")
         t = x.detach().cpu()
     else:
         try:
@@ -342,6 +345,10 @@ def as_tensor(x: Any, name: str) -> torch.Tensor:
             raise CatsplitError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}: {exc}") from None
         if arr.dtype.kind not in "fiu":
             raise CatsplitError(f"{name} must hold numbers, got dtype {arr.dtype}; pass a float array")
+        if arr.dtype.itemsize > 8:  # float128: torch has no such type, and narrowing it is the caller's choice
+            raise CatsplitError(f"{name} has dtype {arr.dtype}; use float64 or float32")
+        if arr.dtype.byteorder in "<>":  # big-endian (numpy writes the machine's order as "="): same values, converted
+            arr = arr.astype(arr.dtype.newbyteorder("="))
         t = torch.from_numpy(np.ascontiguousarray(arr))
     if not t.is_floating_point():
         t = t.to(torch.float32)

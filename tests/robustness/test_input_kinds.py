@@ -498,3 +498,20 @@ def test_output_names_no_file_system_takes(tmp_path):
             argv[1] = s.head if argv[0] == "split" else argv[1]
             err = _error(argv)
             assert "NUL" in err or "name too long" in err.lower(), err
+
+
+# --- arrays handed to the Python API ----------------------------------------------------------------
+
+
+def test_weights_and_features_of_every_layout_and_byte_order():
+    """Big-endian arrays are the same numbers (converted); float128, sparse and meta tensors are refused in one
+    line. torch.from_numpy raised ValueError / TypeError on the first two, .cpu() NotImplementedError on meta."""
+    from catsplit import CatsplitError, Head
+
+    w = np.arange(6, dtype=np.float32).reshape(3, 2)
+    head = Head(weight=w.astype(">f4"), labels=["a", "b", "c"])
+    assert np.array_equal(head.weight.numpy(), w) and head.dtype == torch.float32
+    for bad, needle in [(w.astype(np.longdouble), "float64"), (torch.from_numpy(w).to_sparse(), "sparse"),
+                        (torch.empty(3, 2, device="meta"), "meta")]:
+        with pytest.raises(CatsplitError, match=needle):
+            Head(weight=bad, labels=["a", "b", "c"])
