@@ -101,7 +101,11 @@ def run_cli(argv: Sequence[str]) -> Outcome:
     import catsplit.cli
     from catsplit.cli import main
 
+    import torch
+
     _cached_parser()  # built before catsplit.cli.build_parser is replaced
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: with several threads on shared cores each op waits for the others
     out, err = io.StringIO(), io.StringIO()
     escaped = None
     code: int | None = None
@@ -117,6 +121,8 @@ def run_cli(argv: Sequence[str]) -> Outcome:
             raise
         except BaseException:  # noqa: BLE001 - what the fuzz tests look for
             escaped = traceback.format_exc()
+        finally:
+            torch.set_num_threads(threads)
     return Outcome(code, out.getvalue(), err.getvalue(), escaped)
 
 
