@@ -52,7 +52,7 @@ def flatten(path: Path, obj: Any) -> dict[str, torch.Tensor]:
     while stack:
         prefix, x, above = stack.pop()
         if isinstance(x, torch.Tensor):
-            flat.setdefault(prefix, x)
+            flat[prefix] = x
         elif isinstance(x, Mapping):
             if id(x) in above:
                 raise CatsplitError(f"{path}: the mapping at {prefix or 'the top'!r} contains itself; save a plain state dict")

@@ -1,6 +1,6 @@
 """Every subcommand against every fuzzed kind of input, and the real entry point on a sample.
 
-* the seed files work: every command line of fuzzkit's table succeeds on the unmutated files, so a
+* the seed files work: every command line of fuzzcommands.KINDS succeeds on the unmutated files, so a
   refusal in the fuzz tests comes from the damage, not from the command line;
 * the matrix: each (kind, command) pair gets MATRIX_EXAMPLES mutated cases; each must exit 0, or exit 2
   with one `catsplit: error:` line and no traceback, within fuzzkit.CASE_SECONDS;
@@ -21,7 +21,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fuzzkit
-from fuzzkit import EXAMPLES, KINDS, CaseDir, check_outcome, fuzz_settings, run_cli, seed_files, write_case
+import fuzzseeds
+from fuzzcommands import KINDS, seed_files
+from fuzzkit import EXAMPLES, CaseDir, check_outcome, fuzz_settings, run_cli, write_case
 
 MATRIX_EXAMPLES = max(10, EXAMPLES // 100)
 SUBCOMMANDS = {"split", "unsplit", "finetune", "inspect", "bench", "demo", "export", "predict", "edit-onnx", "triton"}
@@ -29,7 +31,7 @@ SUBCOMMANDS = {"split", "unsplit", "finetune", "inspect", "bench", "demo", "expo
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory) -> CaseDir:
-    fuzzkit.seeds()
+    fuzzseeds.seeds()
     return CaseDir(tmp_path_factory.mktemp("fuzz-matrix"))
 
 
@@ -103,7 +105,7 @@ def test_the_entry_point_prints_one_error_line(kind, tmp_path):
     """The installed command in its own process: exit 2 and exactly one stderr line, for damaged files of every
     kind (what a library prints on the process's stderr counts too)."""
     case = CaseDir(tmp_path / "case")
-    fuzzkit.seeds()
+    fuzzseeds.seeds()
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     for files in _damaged_samples(kind)[:1]:  # one per kind: each process starts torch (seconds)
         argv_of = KINDS[kind][1](case.root, files)

@@ -6,7 +6,7 @@ fuzzkit.EXAMPLES (1,000) cases per kind, the same ones on every run; a longer ru
 
     CATSPLIT_FUZZ_EXAMPLES=30000 .venv/bin/python -m pytest -q tests/robustness/test_fuzz_inputs.py -p no:cacheprovider
 
-The kinds and what is done to them are in fuzzkit.py (`KINDS`).
+The kinds are fuzzcommands.KINDS; what is done to each, fuzzcases.py.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-import fuzzkit
-from fuzzkit import KINDS, CaseDir, check_outcome, fuzz_settings, run_cli, write_case
+import fuzzseeds
+from fuzzcommands import KINDS, SLOW_COMMANDS
+from fuzzkit import CaseDir, check_outcome, fuzz_settings, run_cli, write_case
 
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory) -> CaseDir:
-    fuzzkit.seeds()  # built once, before the first case
+    fuzzseeds.seeds()  # built once, before the first case
     return CaseDir(tmp_path_factory.mktemp("fuzz-case"))
 
 
@@ -29,7 +30,7 @@ def _run_kind(kind: str, case: CaseDir, data) -> None:
     strategy, commands = KINDS[kind]
     files = data.draw(strategy(), label="files")
     argv_of = commands(case.root, files)
-    name = data.draw(st.sampled_from(sorted(set(argv_of) - fuzzkit.SLOW_COMMANDS)), label="command")
+    name = data.draw(st.sampled_from(sorted(set(argv_of) - SLOW_COMMANDS)), label="command")
     write_case(case, files)
     outcome = check_outcome(run_cli(argv_of[name]), argv_of[name])
     event(f"{name}: {outcome}")  # --hypothesis-show-statistics shows the share of each

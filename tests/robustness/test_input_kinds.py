@@ -20,8 +20,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import fuzzkit
-from fuzzkit import COARSE, cli_case, run_cli, seeds, torch_bytes
+import fuzzcommands as commands
+from fuzzkit import cli_case, read_tree, run_cli, torch_bytes
+from fuzzseeds import COARSE, DIM, seeds
 
 
 def _error(argv) -> str:
@@ -68,8 +69,8 @@ def _with_weight(t):
 CHECKPOINTS = {
     "self-referential dict": (_cyclic, "contains itself"),
     "dicts nested 990 deep": (_deep, "nested more than"),
-    "sparse weight": (lambda: _with_weight(torch.randn(21, fuzzkit.DIM).to_sparse()), "sparse"),
-    "meta-device weight": (lambda: _with_weight(torch.empty(21, fuzzkit.DIM, device="meta")), "device 'meta'"),
+    "sparse weight": (lambda: _with_weight(torch.randn(21, DIM).to_sparse()), "sparse"),
+    "meta-device weight": (lambda: _with_weight(torch.empty(21, DIM, device="meta")), "device 'meta'"),
     "expanded weight": (lambda: _with_weight(torch.zeros(1, 1).expand(10**6, 10**6)), "share memory"),
 }
 
@@ -83,7 +84,7 @@ def test_checkpoints(case, tmp_path):
         warnings.simplefilter("ignore")
         (tmp_path / "ckpt.pt").write_bytes(torch_bytes(make()))
     for argv in (_inspect_ckpt(tmp_path / "ckpt.pt"),
-                 fuzzkit.checkpoint_commands(tmp_path)["split"], fuzzkit.checkpoint_commands(tmp_path)["export"]):
+                 commands.checkpoint_commands(tmp_path)["split"], commands.checkpoint_commands(tmp_path)["export"]):
         err = _error(argv)
         assert needle in err and str(tmp_path / "ckpt.pt") in err, err
 
@@ -129,13 +130,13 @@ HISTORIES = {  # damage of the latest record -> {command: what its error says}; 
 def test_history_records_missing_a_key(case, tmp_path):
     edit, expected = HISTORIES[case]
     path = _edited_with_history(tmp_path, edit)
-    commands = fuzzkit.head_commands(tmp_path)
-    commands["unsplit"][commands["unsplit"].index("--coarse") + 1] = COARSE
+    argv_of = commands.head_commands(tmp_path)
+    argv_of["unsplit"][argv_of["unsplit"].index("--coarse") + 1] = COARSE
     for name, needle in expected.items():
         if needle is None:
-            assert run_cli(commands[name]).code == 0, name
+            assert run_cli(argv_of[name]).code == 0, name
             continue
-        err = _error(commands[name])
+        err = _error(argv_of[name])
         assert needle in err and (name != "inspect" or str(path) in err), (name, err)  # inspect: an error on loading
 
 
@@ -208,18 +209,18 @@ def test_predict_does_not_need_the_head_description(tmp_path):
     model = _model()
     _deep_head_metadata(model)
     (tmp_path / "model.onnx").write_bytes(model.SerializeToString())
-    out = run_cli(fuzzkit.onnx_commands(tmp_path)["predict"])
+    out = run_cli(commands.onnx_commands(tmp_path)["predict"])
     assert out.code == 0 and out.escaped is None, out.err
 
 
 @pytest.mark.parametrize("case", sorted(ONNX_CASES))
 def test_onnx_models(case, tmp_path):
-    damage, commands, needle = ONNX_CASES[case]
+    damage, names, needle = ONNX_CASES[case]
     model = _model()
     damage(model)
     (tmp_path / "model.onnx").write_bytes(model.SerializeToString())
-    argv_of = fuzzkit.onnx_commands(tmp_path)
-    for name in commands:
+    argv_of = commands.onnx_commands(tmp_path)
+    for name in names:
         err = _error(argv_of[name])
         assert needle in err and str(tmp_path / "model.onnx") in err, (name, err)
 
@@ -273,8 +274,8 @@ FEATURES = {
 def test_feature_files(case, tmp_path):
     name, make, needle = FEATURES[case]
     (tmp_path / name).write_bytes(make())
-    kind = fuzzkit.FEATURE_FILES[name]
-    argv = fuzzkit.feature_commands(tmp_path, kind)["finetune"]
+    kind = commands.FEATURE_FILES[name]
+    argv = commands.feature_commands(tmp_path, kind)["finetune"]
     if needle is None:  # converted to the machine's byte order: the same values, and the command works
         assert run_cli(argv).code == 0
         return
@@ -300,7 +301,7 @@ def _huge_npy() -> bytes:
 
 def test_a_batch_with_a_bad_crc(tmp_path):
     (tmp_path / "batch.npz").write_bytes(_bad_crc())
-    err = _error(fuzzkit.feature_commands(tmp_path, "batch_npz")["predict"])
+    err = _error(commands.feature_commands(tmp_path, "batch_npz")["predict"])
     assert "CRC" in err and str(tmp_path / "batch.npz") in err, err
 
 
@@ -308,7 +309,7 @@ def test_a_batch_with_a_bad_crc(tmp_path):
 def test_batches(case, tmp_path):
     make, needle = BATCHES[case]
     (tmp_path / "batch.npy").write_bytes(make())
-    err = _error(fuzzkit.feature_commands(tmp_path, "batch_npy")["predict"])
+    err = _error(commands.feature_commands(tmp_path, "batch_npy")["predict"])
     assert needle in err and str(tmp_path / "batch.npy") in err, err
 
 
@@ -316,13 +317,13 @@ def test_batches(case, tmp_path):
 
 
 def _layout(tmp_path: Path, edit) -> list:
-    files = {**{f"layout/{k}": v for k, v in fuzzkit.read_tree(seeds().layout).items()},
+    files = {**{f"layout/{k}": v for k, v in read_tree(seeds().layout).items()},
              "layout_feats.npz": seeds().layout_features.read_bytes()}
     edit(files)
     for name, data in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(data)
-    return fuzzkit.layout_commands(tmp_path)["bench"]
+    return commands.layout_commands(tmp_path)["bench"]
 
 
 def _csv_name(files) -> str:
@@ -376,7 +377,7 @@ def test_layouts(case, tmp_path):
 
 def _encoder(tmp_path: Path, kind: str, edit) -> Path:
     folder = tmp_path / "encoder"
-    files = fuzzkit.read_tree(seeds().bert if kind == "bert" else seeds().onnx_encoder)
+    files = read_tree(seeds().bert if kind == "bert" else seeds().onnx_encoder)
     edit(files)
     for name, data in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -423,7 +424,7 @@ ENCODERS = {
 def test_encoder_folders(case, tmp_path):
     kind, edit, needle = ENCODERS[case]
     folder = _encoder(tmp_path, kind, edit)
-    err = _error(fuzzkit.encoder_commands(tmp_path)["split"])
+    err = _error(commands.encoder_commands(tmp_path)["split"])
     assert needle in err and str(folder) in err, err
 
 
@@ -433,11 +434,11 @@ def test_encoder_folders(case, tmp_path):
 def test_corrupt_backbone_weights(tmp_path):
     s = seeds()
     (tmp_path / "backbone.safetensors").write_bytes(s.backbone_st.read_bytes()[:-5])
-    assert "truncated" in _error(fuzzkit.backbone_commands(tmp_path, "backbone.safetensors")["export"])
+    assert "truncated" in _error(commands.backbone_commands(tmp_path, "backbone.safetensors")["export"])
     state = dict(torch.load(s.backbone_pt, weights_only=True))
     state[1] = torch.ones(2)  # a key that is not a string
     (tmp_path / "backbone.pt").write_bytes(torch_bytes(state))
-    assert "do not fit" in _error(fuzzkit.backbone_commands(tmp_path, "backbone.pt")["export"])
+    assert "do not fit" in _error(commands.backbone_commands(tmp_path, "backbone.pt")["export"])
 
 
 def test_a_backbone_file_that_does_not_import(tmp_path):
@@ -493,7 +494,7 @@ def test_unwritable_cache_and_repository_folders(tmp_path, unwritable):
 def test_output_names_no_file_system_takes(tmp_path):
     s = seeds()
     for out in (tmp_path / "a\0b.safetensors", tmp_path / ("x" * 300 + ".safetensors")):
-        for argv in (fuzzkit.head_commands(tmp_path)["split"][:-1] + [out],
+        for argv in (commands.head_commands(tmp_path)["split"][:-1] + [out],
                      ["unsplit", s.edited, "--coarse", "Lifting something up", "-o", out]):
             argv[1] = s.head if argv[0] == "split" else argv[1]
             err = _error(argv)
