@@ -198,7 +198,12 @@ _SEEDS: list[Seeds] = []
 def seeds() -> Seeds:
     """The seed files (built on first use in a temporary folder that lives as long as the process)."""
     if not _SEEDS:
-        _SEEDS.append(_build_seeds(Path(tempfile.mkdtemp(prefix="catsplit-fuzz-seeds-"))))
+        import atexit
+        import shutil
+
+        root = Path(tempfile.mkdtemp(prefix="catsplit-fuzz-seeds-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _SEEDS.append(_build_seeds(root))
     return _SEEDS[0]
 
 
