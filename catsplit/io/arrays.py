@@ -23,7 +23,6 @@ from catsplit.errors import CatsplitError
 if TYPE_CHECKING:
     from os import PathLike
 
-ARRAY_SUFFIXES = (".npy", ".npz", ".safetensors")
 # kinds of the dtypes returned: bool, signed and unsigned integers, floats of at most 64 bits, text
 PLAIN_KINDS = "biufUS"
 MAX_NPY_HEADER = 1 << 16  # bytes of an .npy header (numpy writes about 128; it refuses more than 10,000 itself)
@@ -46,7 +45,7 @@ def read_arrays(path: str | PathLike, what: str) -> dict[str, np.ndarray]:
     if suffix == ".safetensors":
         return _read_safetensors(p, where)
     if suffix not in (".npy", ".npz"):
-        raise CatsplitError(f"{where}: use .npz, .npy or .safetensors")
+        raise CatsplitError(f"{where}: use .npz, .npy or .safetensors")  # named by its suffix, as numpy does
     try:
         if suffix == ".npy":
             with open(p, "rb") as f:
