@@ -39,8 +39,8 @@ def read_config(path: Path) -> dict[str, Any]:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise CatsplitError(f"{path}: {key} must be a positive integer, got {v!r}")
     eps = cfg.get("layer_norm_eps", 1e-12)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < float("inf"):
-        raise CatsplitError(f"{path}: layer_norm_eps must be a positive number, got {eps!r}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1.0:  # 1e-12 in BERTs
+        raise CatsplitError(f"{path}: layer_norm_eps must be a small positive number (such as 1e-12), got {eps!r:.40}")
     for key, default, allowed in (("model_type", "bert", ("bert",)), ("position_embedding_type", "absolute", ("absolute",)),
                                   ("hidden_act", "gelu", ACTIVATIONS)):
         if cfg.get(key, default) not in allowed:

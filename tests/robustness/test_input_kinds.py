@@ -412,6 +412,7 @@ ENCODERS = {
     "config.json holding null": ("bert", lambda f: f.__setitem__("config.json", b"null"), "must hold a JSON object"),
     "max_position_embeddings null": ("bert", _config(max_position_embeddings=None), "max_position_embeddings must be"),
     "layer_norm_eps a string": ("bert", _config(layer_norm_eps="1e-12"), "layer_norm_eps"),
+    "layer_norm_eps past float's range": ("bert", _config(layer_norm_eps=10**400), "layer_norm_eps"),
     "num_hidden_layers 10^9": ("bert", _config(num_hidden_layers=10**9), "missing"),
     "num_attention_heads 0": ("bert", _config(num_attention_heads=0), "positive integer"),
     "weights cut short": ("bert", lambda f: f.__setitem__("model.safetensors", f["model.safetensors"][:-9]), "truncated"),
