@@ -345,6 +345,9 @@ def as_tensor(x: Any, name: str) -> torch.Tensor:
     import torch
 
     if isinstance(x, torch.Tensor):
+        if x.layout != torch.strided or x.is_quantized or x.device.type == "meta":
+            kind = "a meta tensor (no data)" if x.device.type == "meta" else f"{str(x.layout).removeprefix('torch.')} / quantized"
+            raise CatsplitError(f"{name} is {kind}; pass a dense tensor (tensor.to_dense(), .dequantize())")
         t = x.detach().cpu()
     else:
         try:
@@ -353,6 +356,10 @@ def as_tensor(x: Any, name: str) -> torch.Tensor:
             raise CatsplitError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}: {exc}") from None
         if arr.dtype.kind not in "fiu":
             raise CatsplitError(f"{name} must hold numbers, got dtype {arr.dtype}; pass a float array")
+        if arr.dtype.itemsize > 8:  # float128: torch has no such type, and narrowing it is the caller's choice
+            raise CatsplitError(f"{name} has dtype {arr.dtype}; use float64 or float32")
+        if arr.dtype.byteorder in "<>":  # big-endian (numpy writes the machine's order as "="): same values, converted
+            arr = arr.astype(arr.dtype.newbyteorder("="))
         t = torch.from_numpy(np.ascontiguousarray(arr))
     if not t.is_floating_point():
         t = t.to(torch.float32)
@@ -490,10 +497,8 @@ def check_history(history: Any, what: str = "history") -> tuple[Record, ...]:
     ):
         raise CatsplitError(f"{what} must be a JSON list of edit records (objects), got {_short_repr(history)}")
     for i, rec in enumerate(history):
-        if rec.get("op") == "split" and (
-            not isinstance(rec.get("coarse"), str) or not isinstance(rec.get("subs"), (list, tuple))
-        ):
-            raise CatsplitError(f"edit record #{i} lacks its coarse label or subs")
+        if rec.get("op") == "split":
+            check_split_record(rec, i)
     try:
         json.dumps(list(history), ensure_ascii=False)  # exactly what save writes
     except (TypeError, ValueError, RecursionError):
@@ -507,6 +512,44 @@ def check_history(history: Any, what: str = "history") -> tuple[Record, ...]:
                 ) from None
         raise CatsplitError(f"{what} cannot be written as JSON; records hold only plain values, lists and dicts") from None
     return tuple(r if type(r) is Record else _freeze(r, Record) for r in history)
+
+
+def _index(v: Any, low: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+# The fields of a split record that unsplit, finetune and inspect read, with the test each must pass
+# (spec/head-format.md §4.2); the other fields are kept as they are.
+SPLIT_FIELDS: dict[str, tuple[str, Any]] = {
+    "method": ("a string", lambda v: isinstance(v, str)),
+    "mode": (f"one of {MODES}", lambda v: isinstance(v, str) and v in MODES),
+    "table": ("an integer >= 0", lambda v: _index(v, 0)),
+    "row": ("an integer >= 0", lambda v: _index(v, 0)),
+}
+MODE_FIELDS: dict[str, tuple[str, tuple[str, Any]]] = {
+    "flat": ("undo", ("the name of its undo tensors (a string)", lambda v: isinstance(v, str))),
+    "hierarchical": ("sub_table", ("an integer >= 1", lambda v: _index(v, 1))),
+}
+
+
+def check_split_record(rec: Mapping[str, Any], i: int) -> None:
+    """A split record has every field the code that undoes, fine-tunes or shows it reads, each of the right type."""
+    subs = rec.get("subs")
+    if not isinstance(rec.get("coarse"), str) or not isinstance(subs, (list, tuple)):
+        raise CatsplitError(f"edit record #{i} lacks its coarse label or subs")
+    if not subs or not all(isinstance(x, str) for x in subs):
+        raise CatsplitError(f"edit record #{i} (split of {rec['coarse']!r}): subs must be a non-empty list of labels")
+    fields = dict(SPLIT_FIELDS)
+    if isinstance(rec.get("mode"), str) and rec["mode"] in MODE_FIELDS:
+        key, test = MODE_FIELDS[rec["mode"]]
+        fields[key] = test
+    for key, (need, ok) in fields.items():
+        if key not in rec or not ok(rec[key]):
+            got = f"{_short_repr(rec[key])}" if key in rec else "nothing"
+            raise CatsplitError(
+                f"edit record #{i} (split of {rec['coarse']!r}): {key!r} must be {need}, got {got}; the history is "
+                "damaged (records are written by catsplit.split)"
+            )
 
 
 def _short_repr(x: Any) -> str:

@@ -77,8 +77,14 @@ def finetune(
         config = FinetuneConfig()
     elif not isinstance(config, FinetuneConfig):
         raise CatsplitError(f"config must be a catsplit.FinetuneConfig, got {type(config).__name__}; e.g. config=FinetuneConfig(lr=1e-3)")
-    rec = history[-1]
+    rec = history[-1]  # a checked record (check_history): every field below is there, of the right type
     subs = list(rec["subs"])
+    ti = rec["table"] if rec["mode"] == "flat" else rec["sub_table"]
+    if not (ti < len(head.tables) and set(subs) <= set(head.tables[ti].labels)):
+        raise CatsplitError(
+            f"the latest edit record (split of {rec['coarse']!r}) does not match the head: its subs are not rows "
+            f"of table {ti}. The history is damaged; fine-tune a head written by catsplit.split"
+        )
     x = as_tensor(features, "features").to(torch.float32)
     if x.ndim != 2 or x.shape[1] != head.dim:
         raise CatsplitError(f"features must have shape [N, {head.dim}], got {tuple(x.shape)}")
@@ -92,12 +98,9 @@ def finetune(
         x, names = x[torch.from_numpy(keep)], [names[i] for i in keep]
     if not any(n in subs for n in names):
         raise CatsplitError(f"no training clip is labelled with a sub of the split ({subs}); nothing to learn")
-    ti = rec["table"] if rec["mode"] == "flat" else rec["sub_table"]
     table = head.tables[ti]
-    try:  # the split's rows, found by the record's subs: the table's last k rows (order "append") or not ("keep")
-        rows = torch.tensor([table.row(s) for s in subs], dtype=torch.long)  # [k]
-    except ValueError:
-        raise CatsplitError(f"the latest edit record names subs {subs} that are not rows of table {ti}; the head is damaged") from None
+    # the split's rows, found by the record's subs (checked above): the table's last k rows (order "append") or not ("keep")
+    rows = torch.tensor([table.row(s) for s in subs], dtype=torch.long)  # [k]
     w0 = table.weight[rows].to(torch.float32)
     b0 = table.bias[rows].to(torch.float32) if table.bias is not None else None
     scores = SubRowScores(head, x)  # what does not depend on the trainable rows, computed once

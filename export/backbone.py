@@ -11,7 +11,7 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from catsplit.errors import CatsplitError
 
@@ -29,34 +29,57 @@ def load_backbone(spec: str, weights: str | None = None, prefix: str = "") -> An
     where, _, attr = spec.partition(":")
     if not where or not attr:
         raise CatsplitError(f"--backbone must look like package.module:name or file.py:name, got {spec!r}")
-    try:
+    if where.endswith(".py") and not Path(where).is_file():
+        raise CatsplitError(f"--backbone file {where} not found")
+    try:  # the user's code: whatever it raises is reported as its failure, in one line
         if where.endswith(".py"):
-            if not Path(where).is_file():
-                raise CatsplitError(f"--backbone file {where} not found")
             loader = importlib.util.spec_from_file_location(Path(where).stem, where)
             module = importlib.util.module_from_spec(loader)
             loader.loader.exec_module(module)
         else:
             module = _import_from_cwd(where)
-    except ImportError as exc:
-        raise CatsplitError(f"cannot import {where!r} for --backbone: {exc}") from None
+    except CatsplitError:
+        raise
+    except Exception as exc:  # ImportError, SyntaxError, and anything the module's own code raises
+        raise CatsplitError(f"cannot import {where!r} for --backbone ({type(exc).__name__}: {_first_line(exc)})") from None
     if not hasattr(module, attr):
         raise CatsplitError(f"{where} has no {attr!r}; check --backbone {spec}")
     obj = getattr(module, attr)
-    backbone = obj if isinstance(obj, torch.nn.Module) else obj()
+    if isinstance(obj, torch.nn.Module):
+        backbone = obj
+    elif callable(obj):
+        try:
+            backbone = obj()
+        except CatsplitError:
+            raise
+        except Exception as exc:
+            raise CatsplitError(
+                f"--backbone {spec}: calling {attr}() failed ({type(exc).__name__}: {_first_line(exc)}); name a torch "
+                "module, or a function or class that builds one without arguments"
+            ) from None
+    else:
+        backbone = obj
     if not isinstance(backbone, torch.nn.Module):
         raise CatsplitError(f"--backbone {spec} gave {type(backbone).__name__}, not a torch.nn.Module")
     if weights:
-        state = _read_state(Path(weights))
+        state = read_state_dict(Path(weights))
         if prefix:
             state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             if not state:
                 raise CatsplitError(f"no tensor in {weights} starts with --weights-prefix {prefix!r}")
         try:
             backbone.load_state_dict(state)
-        except RuntimeError as exc:
-            raise CatsplitError(f"--backbone-weights {weights} do not fit {spec}: {str(exc).splitlines()[0]}") from None
+        except Exception as exc:  # torch raises RuntimeError for shapes and keys, others for odd values
+            raise CatsplitError(
+                f"--backbone-weights {weights} do not fit {spec} ({type(exc).__name__}: {_first_line(exc)}); check "
+                "--weights-prefix and that the weights are this backbone's"
+            ) from None
     return backbone.eval()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _import_from_cwd(name: str) -> Any:
@@ -72,21 +95,20 @@ def _import_from_cwd(name: str) -> Any:
             sys.path.remove(cwd)
 
 
-def _read_state(path: Path) -> dict:
-    import torch
+def read_state_dict(path: Path) -> dict:
+    """The backbone's state dict: safetensors through catsplit's checked reader, PyTorch files unpickled with
+    weights_only=True; nested mappings flattened to dotted names, every tensor dense (io.checkpoint)."""
+    from catsplit.io.checkpoint import check_plain, flatten, load_weights_only
+    from catsplit.io.safetensors import read_safetensors
 
     if not path.is_file():
         raise CatsplitError(f"--backbone-weights file {path} not found")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    from catsplit.formats.unpickler import torch_error
-
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch's weights_only message spans lines and bolds its advice: its reason, plain
-        raise CatsplitError(f"cannot read {path} as a state dict ({type(exc).__name__}: {torch_error(exc)})") from None
-    if not isinstance(state, dict):
-        raise CatsplitError(f"{path} holds a {type(state).__name__}, not a state dict")
-    return state
+    if path.suffix.lower() == ".safetensors":
+        return read_safetensors(path, "--backbone-weights file")[0]
+    state = load_weights_only(path)
+    if not isinstance(state, Mapping):
+        raise CatsplitError(f"{path} holds a {type(state).__name__}, not a state dict; save model.state_dict()")
+    flat = flatten(path, state)
+    if not flat:
+        raise CatsplitError(f"{path} holds no tensors; save model.state_dict()")
+    return {name: check_plain(path, name, t) for name, t in flat.items()}

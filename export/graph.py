@@ -28,6 +28,7 @@ import numpy as np
 from catsplit.checks import check_label_characters
 from catsplit.errors import CatsplitError
 from catsplit.io.keys import KEY_FORMAT, KEY_HEAD, KEY_HISTORY, KEY_LABELS, KEY_OUTPUT, ONNX_FORMAT_VERSION
+from catsplit.io.onnx_model import initializer_array
 from catsplit.io.readers import parse_json
 from catsplit.optional import require_onnx
 
@@ -314,34 +315,71 @@ def output_labels(meta: dict[str, str], where: str) -> list[str]:
     return labels
 
 
+def head_description(model: Any, where: str) -> dict:
+    """The head's description (KEY_HEAD, as `head_graph` writes it), checked against the graph it describes.
+
+    Every field read is of the right type, the features tensor is a graph input or a node's output, the head's
+    nodes (named with PREFIX) are there and produce the described output, and every table's tensors are
+    initializers of the graph. A model whose nodes or tensors were renamed after export is refused here,
+    naming what is missing, instead of failing half-way through an edit.
+    """
+    meta = read_metadata(model)
+    if KEY_HEAD not in meta:
+        raise CatsplitError(f"{where} has no {KEY_HEAD!r} metadata; export it with catsplit.export.to_onnx")
+    desc = parse_json(meta[KEY_HEAD], f"{where}: metadata {KEY_HEAD!r}")
+
+    def bad(problem: str) -> CatsplitError:
+        return CatsplitError(f"{where}: damaged {KEY_HEAD!r} metadata: {problem}; export the model again")
+
+    if not isinstance(desc, dict):
+        raise bad(f"a JSON {type(desc).__name__}, not an object")
+    for key in ("features", "output"):
+        if not isinstance(desc.get(key), str) or not desc[key]:
+            raise bad(f"{key!r} must name a tensor, got {desc.get(key)!r}")
+    tables = desc.get("tables")
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise bad("'tables' must be a non-empty list of objects")
+    graph = model.graph
+    inits = {t.name for t in graph.initializer}
+    for i, t in enumerate(tables):
+        for key in ("weight", "bias"):
+            if key == "bias" and t.get("bias") is None:
+                continue
+            if not isinstance(t.get(key), str) or t[key] not in inits:
+                raise bad(f"table {i}'s {key} {t.get(key)!r} is not a tensor of the graph (renamed or removed?)")
+        if not isinstance(t.get("labels"), list) or not (t.get("parent") is None or isinstance(t["parent"], str)):
+            raise bad(f"table {i} needs 'labels' (a list) and 'parent' (a label or null)")
+    produced = {o for n in graph.node for o in n.output} | {v.name for v in graph.input}
+    if desc["features"] not in produced:
+        raise bad(f"its features tensor {desc['features']!r} is neither a graph input nor a node's output")
+    own = [n for n in graph.node if n.name.startswith(PREFIX)]
+    if not any(desc["output"] in n.output for n in own):
+        raise bad(f"no node named {PREFIX}... computes its output {desc['output']!r} (were the head's nodes renamed?)")
+    return desc
+
+
 def head_from_model(model: Any, where: str) -> Any:
     """Rebuild the catsplit Head stored in a model by `head_graph` (float32; edits cannot be undone from it)."""
     from catsplit.head import Head, make_table
 
-    numpy_helper = require_onnx("reading the head of an ONNX model").numpy_helper
-
+    desc = head_description(model, where)
     meta = read_metadata(model)
     try:
-        desc = parse_json(meta[KEY_HEAD], f"{where}: metadata {KEY_HEAD!r}")
         history = parse_json(meta.get(KEY_HISTORY, "[]"), f"{where}: metadata {KEY_HISTORY!r}")
         inits = {t.name: t for t in model.graph.initializer}
 
         def tensor(key: str | None) -> np.ndarray | None:
-            if key is None:
-                return None
-            if key not in inits:
-                raise CatsplitError(f"{where}: the head's tensor {key!r} is missing from the graph")
-            return numpy_helper.to_array(inits[key]).astype(np.float32)
+            return None if key is None else initializer_array(inits[key], where)
 
         tables = tuple(
             make_table(tensor(t["weight"]), tensor(t.get("bias")), t["labels"], t["parent"]) for t in desc["tables"]
         )
         return Head(
-            weight=None, tables=tables, groups=desc.get("groups"), history=tuple(history), kind=desc["kind"],
+            weight=None, tables=tables, groups=desc.get("groups"), history=history, kind=desc["kind"],
             scale=desc.get("scale"), templates=desc.get("templates"), output_order=desc.get("order"),
         )
-    except CatsplitError:
-        raise
+    except CatsplitError as exc:
+        raise CatsplitError(str(exc) if str(exc).startswith(where) else f"{where}: {exc}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CatsplitError(f"{where}: damaged {KEY_HEAD!r} metadata ({type(exc).__name__}: {exc})") from None
 

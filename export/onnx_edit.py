@@ -20,10 +20,11 @@ import numpy as np
 from catsplit.checks import check_labels
 from catsplit.errors import CatsplitError
 from catsplit.export.exporter import MAX_BYTES
-from catsplit.io.atomic import atomic_path, check_destination
+from catsplit.io.atomic import atomic_path, check_destination, resolved
 from catsplit.export.graph import (
     PREFIX,
     TOP1,
+    head_description,
     head_from_model,
     head_graph,
     head_metadata,
@@ -34,6 +35,8 @@ from catsplit.export.graph import (
 )
 from catsplit.export.huggingface import CONFIG_NAME, config_labels, config_path, edited_config, read_config, write_config
 from catsplit.io.keys import KEY_HEAD, KEY_OUTPUT, ONNX_LABEL_KEYS
+from catsplit.io.onnx_model import initializer_array
+from catsplit.io.onnx_model import load_model as read_model
 from catsplit.io.readers import parse_json, read_labels
 from catsplit.optional import require_onnx
 
@@ -88,7 +91,7 @@ def split_onnx(
     onnx = require_onnx("editing ONNX models")
     src = _model_file(Path(src))
     dst, new_folder = _destination(dst, src)
-    if dst.resolve() == src.resolve() and not overwrite:
+    if resolved(dst) == resolved(src) and not overwrite:
         raise CatsplitError(f"dst {dst} is the source model; write elsewhere or pass overwrite=True")
     if not new_folder:
         check_destination(dst, overwrite=overwrite, example="model.onnx")
@@ -103,9 +106,10 @@ def split_onnx(
     if KEY_HEAD in meta:  # written by catsplit: the head's own nodes are replaced
         if labels is not None:
             raise CatsplitError(f"{src} carries its labels (catsplit metadata); drop labels=")
-        head = head_from_model(model, str(src))
+        head = head_from_model(model, str(src))  # the description checked against the graph (head_description)
         old = [n for n in graph.node if n.name.startswith(PREFIX)]
-        features, output = _json_field(meta, "features"), _json_field(meta, "output")
+        desc = head_description(model, str(src))
+        features, output = desc["features"], desc["output"]
         dropped_inits = {t.name for t in graph.initializer if t.name.startswith(PREFIX)}
         rows = table_rows(model, str(src))
         top1 = _json_field(meta, "top1", None) or unused_name(graph, TOP1)
@@ -224,32 +228,9 @@ def edit_onnx(
 
 
 def load_model(path: str | os.PathLike) -> Any:
-    """Read an ONNX model; external data only from files inside the model's own folder."""
-    onnx = require_onnx("editing ONNX models")
-    data_helper = onnx.external_data_helper  # imported by onnx itself
-
-    path = Path(path)
-    if not path.is_file():
-        raise CatsplitError(f"no ONNX model at {path}")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # DecodeError and friends
-        raise CatsplitError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})") from None
-    external = [t for t in model.graph.initializer if data_helper.uses_external_data(t)]
-    if external:
-        folder = path.parent.resolve()
-        for t in external:
-            location = data_helper.ExternalDataInfo(t).location
-            target = (folder / location).resolve()
-            if os.path.isabs(location) or folder not in target.parents:
-                raise CatsplitError(
-                    f"{path}: tensor {t.name!r} points at external data {location!r} outside the model's folder; "
-                    "catsplit only reads external data stored beside the model"
-                )
-            if not target.is_file():
-                raise CatsplitError(f"{path}: external data file {location!r} of tensor {t.name!r} is missing")
-        data_helper.load_external_data_for_model(model, str(folder))
-    return model
+    """Read an ONNX model, checked (`catsplit.io.onnx_model.load_model`); external data only from files inside
+    the model's own folder."""
+    return read_model(path)
 
 
 def find_classifier(model: Any, num_classes: int, *, node: str | None = None, where: str = "the model") -> Classifier:
@@ -260,7 +241,7 @@ def find_classifier(model: Any, num_classes: int, *, node: str | None = None, wh
     one Softmax that is) wins; `node=` names it outright.
     """
     onnx = require_onnx("editing ONNX models")
-    TensorProto, numpy_helper = onnx.TensorProto, onnx.numpy_helper
+    TensorProto = onnx.TensorProto
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     consumers: dict[str, list] = {}
@@ -269,7 +250,7 @@ def find_classifier(model: Any, num_classes: int, *, node: str | None = None, wh
             consumers.setdefault(i, []).append(n)
 
     def array(name: str) -> np.ndarray | None:
-        return numpy_helper.to_array(inits[name]).astype(np.float32) if name in inits else None
+        return initializer_array(inits[name], where) if name in inits else None
 
     def dims(name: str) -> tuple[int, ...]:  # shape without reading the data (backbones hold many weights)
         return tuple(inits[name].dims)
@@ -296,12 +277,14 @@ def find_classifier(model: Any, num_classes: int, *, node: str | None = None, wh
             bias = array(n.input[2]) if len(n.input) > 2 and n.input[2] else None
             if len(n.input) > 2 and n.input[2] and bias is None:
                 continue  # a bias computed at run time cannot be edited
+            if bias is not None and bias.size not in (1, num_classes):
+                raise CatsplitError(f"{where}: Gemm {n.name!r} has a bias of {bias.size} values for {num_classes} classes")
             w = w * attr(n, "alpha", 1.0)
             if bias is not None:
                 bias = np.broadcast_to(bias.reshape(-1) * attr(n, "beta", 1.0), (num_classes,)).copy()  # [C], [1, C] or [1]
             owned = [i for i in n.input[1:] if i in inits]
             found.append(Classifier([n], n.input[0], n.output[0], np.ascontiguousarray(w), bias, owned))
-        elif n.op_type == "MatMul" and n.input[1] in inits:
+        elif n.op_type == "MatMul" and len(n.input) == 2 and n.input[1] in inits:
             shape = dims(n.input[1])
             if len(shape) != 2:
                 continue

@@ -12,6 +12,8 @@ import numpy as np
 from catsplit.errors import CatsplitError
 from catsplit.export.huggingface import model_labels
 from catsplit.io.keys import KEY_HEAD, KEY_OUTPUT
+from catsplit.io.onnx_model import check_model_file
+from catsplit.io.readers import parse_json
 from catsplit.optional import require_onnxruntime
 
 DEVICES = ("auto", "cuda", "cpu")
@@ -41,6 +43,7 @@ def session(
         raise CatsplitError(f"device must be one of {DEVICES}, got {device!r}")
     if not os.path.isfile(path):
         raise CatsplitError(f"no ONNX model at {path}")
+    check_model_file(path, "running ONNX models")  # damaged tensors are refused here, in catsplit's words
     available = ort.get_available_providers()
     if device == "cpu":
         providers = [CPU]
@@ -48,9 +51,9 @@ def session(
         providers = [CUDA, CPU]
     else:
         providers = [CPU]
-    ort.set_default_logger_severity(3)  # provider start-up failures are reported once, below, not on stderr
+    ort.set_default_logger_severity(4)  # failures come back as exceptions (reported below in one line), not on stderr
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4
     if threads is not None:
         options.intra_op_num_threads = int(threads)
     if not spinning:
@@ -179,14 +182,14 @@ def _output_name(sess: Any, meta: dict[str, str]) -> str:
 
 
 def _parse_output_name(sess: Any, meta: dict[str, str]) -> str:
-    import json
-
     names = [o.name for o in sess.get_outputs()]
+    if not names:
+        raise CatsplitError("the model has no outputs; predict reads a model exported or edited by catsplit")
     try:
-        name = json.loads(meta[KEY_HEAD])["output"]
-    except (KeyError, TypeError, ValueError):
+        name = parse_json(meta[KEY_HEAD], "")["output"]
+    except (KeyError, TypeError, CatsplitError):  # no description, or not one: the first output
         return names[0]
-    return name if name in names else names[0]
+    return name if isinstance(name, str) and name in names else names[0]
 
 
 def _parse_top1_name(sess: Any, meta: dict[str, str], output: str) -> str | None:

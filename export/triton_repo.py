@@ -17,10 +17,10 @@ from typing import Any
 from catsplit.errors import CatsplitError
 from catsplit.export.graph import read_metadata
 from catsplit.export.huggingface import model_labels
-from catsplit.io.atomic import rename_new, swap_in
+from catsplit.io.atomic import make_folder, rename_new, swap_in
 from catsplit.io.keys import KEY_HEAD
+from catsplit.io.onnx_model import load_model
 from catsplit.io.readers import parse_json
-from catsplit.optional import require_onnx
 
 INSTANCES = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
 NAME = re.compile(r"[A-Za-z0-9_.-]+")  # a model name: a folder name and a config.pbtxt string, safe in both
@@ -57,7 +57,6 @@ def triton(
     Returns:
         the model's folder.
     """
-    onnx = require_onnx("a Triton model repository")
     if not isinstance(name, str) or not NAME.fullmatch(name) or name in (".", ".."):
         raise CatsplitError(
             f"name must be a plain folder name of letters, digits, '_', '.' or '-', such as 'video_classifier'; got {name!r}"
@@ -69,18 +68,7 @@ def triton(
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise CatsplitError(f"count must be a positive integer, got {count!r}")
     path = Path(path)
-    if not path.is_file():
-        raise CatsplitError(f"no ONNX model at {path}")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise CatsplitError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc})") from None
-    external = [t.name for t in model.graph.initializer if onnx.external_data_helper.uses_external_data(t)]
-    if external:
-        raise CatsplitError(
-            f"{path} keeps tensors {external[:3]} in external data files; the repository gets one model.onnx. "
-            "Write the model as a single file (to_onnx and edit_onnx do)"
-        )
+    model = load_model(path, external_data=False, purpose="a Triton model repository")  # checked, one file
     labels = model_labels(read_metadata(model), path, str(path))
     config = config_text(model, name=name, max_batch_size=max_batch_size, instance=instance, count=count, where=str(path))
     scores = _scores_output(model, str(path))
@@ -91,16 +79,15 @@ def triton(
                 f"{path}: the output {scores.name!r} has shape {dims} per clip but the metadata names {len(labels)} labels"
             )
 
-    repo = Path(repo_dir)
-    try:
-        repo.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):  # repo_dir, or a folder above it, is a file
-        raise CatsplitError(f"repo_dir {repo} is not a folder (it or a parent is a file); give a model repository folder") from None
+    repo = make_folder(repo_dir, "repo_dir", "give a model repository folder you can write (CLI: --repo)")
     final = repo / name
     if final.exists() and not overwrite:
         raise CatsplitError(f"{final} exists; choose another name or pass overwrite=True (CLI: --overwrite)")
     # Build the folder beside its final place, then rename it in: Triton never sees half a model.
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=repo))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=repo))
+    except OSError as exc:
+        raise CatsplitError(f"cannot write in the model repository {repo} ({exc.strerror or exc}); give a folder you can write") from None
     try:
         (staging / "1").mkdir()
         shutil.copyfile(path, staging / "1" / "model.onnx")
@@ -116,6 +103,8 @@ def triton(
                 rename_new(staging, final)  # refuses a folder that appeared since the check above
             except FileExistsError:
                 raise CatsplitError(f"{final} exists; choose another name or pass overwrite=True (CLI: --overwrite)") from None
+    except OSError as exc:  # disk full, permissions changed meanwhile: what was there stays
+        raise CatsplitError(f"cannot write {final} ({exc.strerror or exc}); the repository is as it was") from None
     finally:
         if staging.exists():
             shutil.rmtree(staging)

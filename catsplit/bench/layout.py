@@ -14,6 +14,7 @@ mapping each video_path to its feature vector (or holding arrays "paths" and "fe
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -22,44 +23,72 @@ import numpy as np
 
 from catsplit.bench.protocol import Target
 from catsplit.errors import CatsplitError
-from catsplit.io.readers import read_json
+from catsplit.checks import labels_by_index
+from catsplit.io.readers import read_json, read_text
+from catsplit.io.safetensors import short_repr
 from catsplit.head import Head
 
 
 def read_rows(path: Path) -> list[tuple[str, int]]:
-    """`video_path,label_index` rows of a CSV without header."""
-    if not path.is_file():
-        raise CatsplitError(f"{path} not found")
+    """`video_path,label_index` rows of a CSV without header (UTF-8 text, read with `read_text`)."""
+    text = read_text(path, "CSV")
     rows = []
-    with path.open(newline="", encoding="utf-8") as f:
-        for n, row in enumerate(csv.reader(f), 1):
+    try:
+        for n, row in enumerate(csv.reader(io.StringIO(text, newline="")), 1):
             if not row or not "".join(row).strip():
                 continue
             if len(row) < 2:
-                raise CatsplitError(f"{path}:{n}: expected 'video_path,label_index', got {row!r}")
-            try:
-                rows.append((row[0].strip(), int(row[-1])))
-            except ValueError:
-                raise CatsplitError(f"{path}:{n}: label index {row[-1]!r} is not an integer") from None
+                raise CatsplitError(f"{path}:{n}: expected 'video_path,label_index', got {short_repr(row)}")
+            index = row[-1].strip()
+            if not index.isascii() or not index.lstrip("-").isdigit():
+                raise CatsplitError(f"{path}:{n}: label index {short_repr(row[-1])} is not an integer")
+            rows.append((row[0].strip(), int(index)))
+    except csv.Error as exc:  # a NUL byte, an unclosed quote, a field over the csv module's limit
+        raise CatsplitError(f"{path}: not a valid CSV file ({exc}); write one 'video_path,label_index' per line") from None
     return rows
 
 
 def read_features(path: str | Path) -> Mapping[str, np.ndarray]:
-    """video_path -> feature vector, from safetensors or npz."""
-    path = Path(path)
-    if not path.is_file():
-        raise CatsplitError(f"features file {path} not found")
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            if "paths" in data.files and "features" in data.files:
-                return dict(zip((str(p) for p in data["paths"]), data["features"].astype(np.float32)))
-            return {k: data[k].astype(np.float32).reshape(-1) for k in data.files}
-    from safetensors.numpy import load_file
+    """video_path -> feature vector [D] (float32), from .npz or .safetensors (`catsplit.io.arrays.read_arrays`):
+    arrays "paths" [N] and "features" [N, D], or one array per video path; every value finite."""
+    from catsplit.io.arrays import finite_rows, read_arrays
 
-    try:
-        return {k: v.astype(np.float32).reshape(-1) for k, v in load_file(str(path)).items()}
-    except Exception as exc:
-        raise CatsplitError(f"{path} is neither .npz nor a readable safetensors file ({exc})") from None
+    path = Path(path)
+    if path.suffix.lower() not in (".npz", ".safetensors"):
+        raise CatsplitError(f"features file {path}: use .npz or .safetensors (video_path -> feature)")
+    arrays = read_arrays(path, "features file")
+    if "paths" in arrays and "features" in arrays:
+        paths, x = arrays["paths"], arrays["features"]
+        if paths.ndim != 1 or paths.dtype.kind != "U":
+            raise CatsplitError(f"features file {path}: 'paths' must be a 1-D str array of video paths, got {paths.dtype} "
+                                f"{tuple(paths.shape)}")
+        if x.ndim != 2 or x.dtype.kind not in "iuf" or len(x) != len(paths):
+            raise CatsplitError(f"features file {path}: 'features' must be numbers of shape [{len(paths)}, D] (one row per "
+                                f"path), got {x.dtype} {tuple(x.shape)}")
+        x = finite_rows(x, f"features file {path}").astype(np.float32)
+        return dict(zip(paths.tolist(), x))
+    out = {}
+    for name, v in arrays.items():
+        if v.dtype.kind not in "iuf":
+            raise CatsplitError(f"features file {path}: array {name!r} must hold numbers, got dtype {v.dtype}")
+        out[name] = finite_rows(v.reshape(1, -1), f"features file {path}, array {name!r},")[0].astype(np.float32)
+    return out
+
+
+def read_scheme(path: Path, partition: str) -> dict:
+    """group_scheme.json: {"group_scheme": {coarse: [fine, ...]}, "A": [coarse, ...], "B": [...]}, every part checked."""
+    scheme = read_json(path, "group scheme")
+    if not isinstance(scheme, dict) or "group_scheme" not in scheme or partition not in scheme:
+        raise CatsplitError(f"{path} must hold 'group_scheme' and {partition!r}")
+    groups = scheme["group_scheme"]
+    if not isinstance(groups, dict) or not all(
+        isinstance(fine, list) and all(isinstance(f, str) for f in fine) for fine in groups.values()
+    ):
+        raise CatsplitError(f"{path}: 'group_scheme' must map each coarse label to a list of fine labels (strings)")
+    coarse = scheme[partition]
+    if not isinstance(coarse, list) or not all(isinstance(c, str) for c in coarse):
+        raise CatsplitError(f"{path}: {partition!r} must be a list of coarse labels (strings)")
+    return scheme
 
 
 def coarse_folder(root: Path, coarse: str) -> Path:
@@ -85,13 +114,11 @@ def read_layout(annotations: str | Path, features: str | Path | Mapping[str, np.
     root = Path(annotations)
     if not (root / "group_scheme.json").is_file():
         raise CatsplitError(f"{root / 'group_scheme.json'} not found; is --annotations the folder that holds group_scheme.json?")
-    scheme = read_json(root / "group_scheme.json", "group scheme")
-    if not isinstance(scheme, dict) or "group_scheme" not in scheme or partition not in scheme:
-        raise CatsplitError(f"{root / 'group_scheme.json'} must hold 'group_scheme' and {partition!r}")
+    scheme = read_scheme(root / "group_scheme.json", partition)
     label_index = read_json(root / partition / "labels.json", "labels")
     if not isinstance(label_index, dict):
         raise CatsplitError(f"{root / partition / 'labels.json'} must map label text -> index")
-    base = [lab for lab, _ in sorted(label_index.items(), key=lambda kv: int(kv[1]))]
+    base = labels_by_index(label_index, f"{root / partition / 'labels.json'}")
     if list(head.labels) != base:
         diff = [(i, a, b) for i, (a, b) in enumerate(zip(head.labels, base)) if a != b][:3]
         raise CatsplitError(
@@ -118,6 +145,9 @@ def read_layout(annotations: str | Path, features: str | Path | Mapping[str, np.
             missing = [p for p, _ in rows if p not in feats]
             if missing:
                 raise CatsplitError(f"{folder / file}: no features for {len(missing)} videos, e.g. {missing[:3]}")
+            sizes = sorted({feats[p].shape[0] for p, _ in rows})
+            if len(sizes) > 1 or (sizes and sizes[0] != head.dim):
+                raise CatsplitError(f"{folder / file}: its videos' features have {sizes} values; the head's dim is {head.dim}")
             x = np.stack([feats[p] for p, _ in rows]) if rows else np.zeros((0, head.dim), np.float32)
             return x.astype(np.float32), [name(i, folder / file) for _, i in rows]
 

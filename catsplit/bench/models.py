@@ -527,29 +527,34 @@ def load_model(path: str) -> Tuple[nn.Module, Optional[TrainReport]]:
     Returns:
         (model in eval mode, its TrainReport or None).
     """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from catsplit.io.safetensors import read_safetensors
 
     if not os.path.exists(path):
         raise CatsplitError(f"no model file at {path}")
-    with safe_open(path, framework="pt") as f:
-        meta = f.metadata() or {}
+    state, meta = read_safetensors(path, "model file")  # the checked reader: a damaged file is a CatsplitError
     if meta.get("format") != MODEL_FORMAT:
         raise CatsplitError(f"{path} is not a catsplit bench model (format {meta.get('format')!r})")
-    state = load_file(path)
-    labels = json.loads(meta["labels"])
-    width = int(meta["width"])
-    dim = int(meta.get("dim", 8 * width))
-    ms = bool(int(meta.get("multiscale", "0")))
-    if meta["kind"] == "linear":
-        model: nn.Module = LinearClassifier(labels, width, dim=dim, multiscale=ms)
-    else:
-        model = TextClassifier(labels, state["text"].numpy(), width, dim=dim, multiscale=ms)
-        model.templates = tuple(json.loads(meta.get("templates", "[]")) or TEMPLATES)
-    model.load_state_dict(state)
-    model.eval()
-    rep = json.loads(meta.get("report", "{}") or "{}")
-    report = TrainReport(**rep) if rep else None
+    try:
+        labels = json.loads(meta["labels"])
+        width = int(meta["width"])
+        dim = int(meta.get("dim", 8 * width))
+        ms = bool(int(meta.get("multiscale", "0")))
+        if meta["kind"] == "linear":
+            model: nn.Module = LinearClassifier(labels, width, dim=dim, multiscale=ms)
+        else:
+            model = TextClassifier(labels, state["text"].numpy(), width, dim=dim, multiscale=ms)
+            model.templates = tuple(json.loads(meta.get("templates", "[]")) or TEMPLATES)
+        model.load_state_dict(state)
+        model.eval()
+        rep = json.loads(meta.get("report", "{}") or "{}")
+        report = TrainReport(**rep) if rep else None
+    except CatsplitError:
+        raise
+    except Exception as exc:  # metadata or tensors of the wrong shape: the file is damaged (it is ours, in the cache)
+        raise CatsplitError(
+            f"{path} is a damaged catsplit bench model ({type(exc).__name__}: {str(exc).strip()[:200]}); "
+            "delete it to have the model trained again"
+        ) from None
     return model, report
 
 

@@ -17,7 +17,7 @@ from catsplit.bench import rows as table_methods
 from catsplit.bench.protocol import run_protocol
 from catsplit.bench.report import curve_plot, markdown_table, plot, write_json
 from catsplit.errors import CatsplitError
-from catsplit.io.atomic import atomic_path, check_destination
+from catsplit.io.atomic import atomic_path, check_destination, checked_path, make_folder, resolved
 
 
 def versions() -> dict:
@@ -98,7 +98,7 @@ def check_outputs(out: str | None, plot_path: str | None, overwrite: bool, merge
     for option, p, example in named:
         if not p:
             continue
-        path = check_destination(p, overwrite=overwrite, example=example).resolve()
+        path = resolved(check_destination(p, overwrite=overwrite, example=example))
         if path in seen:
             raise CatsplitError(f"{seen[path]} and {option} name the same file {p}; each output needs its own file")
         seen[path] = option
@@ -172,11 +172,13 @@ def cached_features(path: Path, make: Callable[[], dict]) -> dict:
 
 
 def read_features(path: str | os.PathLike) -> dict:
-    """Every array of a features .npz file, read into memory (the file is closed on return)."""
-    import numpy as np
+    """Every array of a features .npz file of the cache, read into memory and checked (`catsplit.io.arrays`)."""
+    from catsplit.io.arrays import read_arrays
 
-    with np.load(path) as f:
-        return {k: f[k] for k in f.files}
+    try:
+        return read_arrays(path, "cached features file")
+    except CatsplitError as exc:
+        raise CatsplitError(f"{exc}. Delete it to have it computed again") from None
 
 
 def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | None = None, world_seed: int = 0,
@@ -221,8 +223,8 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
     enc_name = getattr(encoder, "name", type(encoder).__name__)
     key = hashlib.sha256(json.dumps({"world": wc.key(), "train": tc.to_dict(), "partition_seed": partition_seed,
                                      "encoder": enc_name}, sort_keys=True).encode()).hexdigest()[:16]
-    cache_dir = default_cache() / "bench" / key if cache is None else Path(cache) / "bench" / key
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir = default_cache() / "bench" / key if cache is None else checked_path(cache, "--cache") / "bench" / key
+    make_folder(cache_dir, "cache folder", "pass --cache FOLDER (or set CATSPLIT_CACHE) to one you can write")
     tax = world.taxonomy(wc)
     parts = dict(zip("AB", world.partition(tax, partition_seed)))
     dataset = None

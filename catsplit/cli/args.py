@@ -133,7 +133,9 @@ def read_json_option(path: str | None, what: str) -> Any:
 
 def out_path(args: argparse.Namespace) -> Path:
     """--out, refused when it is the input HEAD unless --overwrite was given."""
-    out = Path(args.out)
-    if out.resolve() == Path(args.head).resolve() and not args.overwrite:
+    from catsplit.io.atomic import checked_path, resolved
+
+    out = checked_path(args.out, "--out")
+    if resolved(out) == resolved(checked_path(args.head, "HEAD")) and not args.overwrite:
         raise CatsplitError(f"--out {out} is the input file; pass --overwrite to replace it, or write elsewhere")
     return out

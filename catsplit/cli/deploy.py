@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,31 +33,14 @@ def _shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def read_batch(path: str) -> np.ndarray:
-    """A batch from .npy, or from .npz (the array `clips`, or its only array)."""
-    p = Path(path)
-    if not p.is_file():
-        raise CatsplitError(f"input file {p} not found")
-    try:
-        data = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise CatsplitError(f"{p} is not a .npy/.npz array file ({exc})") from None
-    if isinstance(data, np.ndarray):
-        return data
-    names = list(data.keys())
-    if "clips" in names:
-        return data["clips"]
-    if len(names) == 1:
-        return data[names[0]]
-    raise CatsplitError(f"{p} holds arrays {names}; name the input `clips`")
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
     from catsplit.export import to_onnx
     from catsplit.export.backbone import load_backbone
+    from catsplit.io.atomic import check_destination
 
+    check_destination(args.out, overwrite=args.overwrite, example="model.onnx")  # before loading and tracing
     head = load_head_arg(args)
     backbone = load_backbone(args.backbone, args.backbone_weights, args.weights_prefix) if args.backbone else None
     if args.example_shape:
@@ -69,10 +51,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise CatsplitError("--backbone needs --example-shape, the shape of a batch of clips (e.g. 2,16,32,32,3)")
     dtype = getattr(torch, args.example_dtype or ("float32" if backbone is None else "uint8"))
     g = torch.Generator().manual_seed(0)
-    if dtype.is_floating_point:
-        example = torch.randn(shape, generator=g).to(dtype)
-    else:
-        example = torch.randint(0, 256, shape, generator=g).to(dtype)
+    try:
+        if dtype.is_floating_point:
+            example = torch.randn(shape, generator=g).to(dtype)
+        else:
+            example = torch.randint(0, 256, shape, generator=g).to(dtype)
+    except (RuntimeError, MemoryError):
+        raise CatsplitError(f"--example-shape {args.example_shape}: not enough memory for an example batch of that "
+                            "shape; give a small batch (2 clips is enough)") from None
     out = to_onnx(
         backbone, head, args.out, example, opset=args.opset, verify=not args.no_verify,
         input_name=args.input_name or ("clips" if backbone is not None else "features"), overwrite=args.overwrite,
@@ -83,6 +69,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from catsplit.export import predict, session, session_labels
+    from catsplit.io.arrays import read_batch
 
     if args.top < 1:
         raise CatsplitError(f"--top must be at least 1 (labels shown per clip), got {args.top}")
@@ -107,7 +94,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_edit_onnx(args: argparse.Namespace) -> int:
     from catsplit.encoders import load_text_encoder
     from catsplit.export import split_onnx
+    from catsplit.io.atomic import check_destination
 
+    check_destination(args.out, overwrite=args.overwrite, example="model.onnx")  # before the encoder loads
     encoder = None if args.method == "coarse" else load_text_encoder(args.encoder)
     subs = read_subs(args)
     out = split_onnx(

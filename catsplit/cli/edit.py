@@ -167,7 +167,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"  {s!r}: {m!r}")
     print(f"\nhistory: {len(report['history'])} edit(s)")
     for rec in report["history"]:
-        print(f"  {rec['op']} {rec['coarse']!r} -> {rec['subs']} ({rec['method']}, {rec['mode']})")
+        if rec.get("op") == "split":  # a checked record: these fields are there (check_history)
+            print(f"  {rec['op']} {rec['coarse']!r} -> {rec['subs']} ({rec['method']}, {rec['mode']})")
+        else:  # a record of another kind is kept as it is: shown as it is
+            print(f"  {rec.get('op', '(no op)')}: {json.dumps(rec, ensure_ascii=False)[:200]}")
     return 0
 
 

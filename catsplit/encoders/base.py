@@ -63,18 +63,59 @@ def load_tokenizer(path: Path) -> Tokenizer:
     """
     from tokenizers import Tokenizer
 
+    check_templates_of(path)  # before tokenizers reads it: a template naming an unknown token makes it panic
     try:
         tok = Tokenizer.from_file(str(path))
-    except Exception as e:  # noqa: BLE001 - tokenizers raises a bare Exception on bad files
-        raise CatsplitError(f"cannot read tokenizer {path}: {e}") from e
-    # Keep the file's pad token if it names one; BERT vocabularies use [PAD] = 0.
-    pad = tok.padding or {}
-    pad_token = pad.get("pad_token") or "[PAD]"
-    pad_id = pad.get("pad_id") if tok.padding else tok.token_to_id(pad_token)
-    tok.no_padding()
-    tok.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token=pad_token)  # longest in batch
-    tok.no_truncation()
+        # Keep the file's pad token if it names one; BERT vocabularies use [PAD] = 0.
+        pad = tok.padding or {}
+        pad_token = pad.get("pad_token") or "[PAD]"
+        pad_id = pad.get("pad_id") if tok.padding else tok.token_to_id(pad_token)
+        tok.no_padding()
+        tok.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token=pad_token)  # longest in batch
+        tok.no_truncation()
+    except BaseException as e:  # noqa: BLE001 - tokenizers raises a bare Exception on bad files, or panics
+        if not tokenizer_failure(e):
+            raise
+        raise CatsplitError(f"cannot read tokenizer {path}: {first_line(e)}") from None
     return tok
+
+
+def tokenizer_failure(e: BaseException) -> bool:
+    """True for what tokenizers raises on a bad file or text: an Exception, or a Rust panic, which pyo3 raises as
+    PanicException (a BaseException, so that `except Exception` misses it)."""
+    return isinstance(e, Exception) or type(e).__name__ == "PanicException"
+
+
+def first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:300] if lines else type(e).__name__
+
+
+def check_templates_of(path: Path) -> None:
+    """A tokenizer.json whose template post-processor uses only special tokens it defines."""
+    from catsplit.io.readers import read_json
+
+    data = read_json(path, "tokenizer")
+    if not isinstance(data, dict):
+        raise CatsplitError(f"tokenizer {path} must hold a JSON object, got {type(data).__name__}")
+    todo = [data.get("post_processor")]
+    while todo:
+        proc = todo.pop()
+        if not isinstance(proc, dict):
+            continue
+        if proc.get("type") == "Sequence":
+            todo.extend(proc.get("processors") or [])
+        if proc.get("type") != "TemplateProcessing":
+            continue
+        known = proc.get("special_tokens")
+        pieces = [p for key in ("single", "pair") if isinstance(proc.get(key), list) for p in proc[key]]
+        for piece in pieces:
+            token = piece.get("SpecialToken") if isinstance(piece, dict) else None
+            if isinstance(token, dict) and (
+                not isinstance(known, dict) or not isinstance(token.get("id"), str) or token["id"] not in known
+            ):
+                raise CatsplitError(f"tokenizer {path}: its template uses the special token {token.get('id')!r}, which "
+                                    "its special_tokens do not define; the file is damaged")
 
 
 class BatchedTextEncoder:
@@ -121,15 +162,24 @@ class BatchedTextEncoder:
         # Longest first, so each batch pads only to about its own length (as sentence-transformers does).
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         # Set per call so a changed `max_length` takes effect; idempotent, so safe across threads.
-        self.tokenizer.enable_truncation(max_length=self.max_length)
         n_truncated = 0
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            encs = self.tokenizer.encode_batch([texts[i] for i in idx])
-            n_truncated += sum(1 for e in encs if e.overflowing)
-            ids = np.array([e.ids for e in encs], dtype=np.int64)  # [B, T]
-            mask = np.array([e.attention_mask for e in encs], dtype=np.int64)  # [B, T]
-            types = np.array([e.type_ids for e in encs], dtype=np.int64)  # [B, T]
+            try:  # a tokenizer.json that loads can still fail on text (tokenizers raises a bare Exception)
+                self.tokenizer.enable_truncation(max_length=self.max_length)
+                encs = self.tokenizer.encode_batch([texts[i] for i in idx])
+                n_truncated += sum(1 for e in encs if e.overflowing)
+                ids = np.array([e.ids for e in encs], dtype=np.int64)  # [B, T]
+                mask = np.array([e.attention_mask for e in encs], dtype=np.int64)  # [B, T]
+                types = np.array([e.type_ids for e in encs], dtype=np.int64)  # [B, T]
+            except BaseException as e:  # noqa: BLE001 - tokenizers raises a bare Exception, or panics
+                if not tokenizer_failure(e):
+                    raise
+                raise CatsplitError(f"{self.name}: its tokenizer fails on the texts ({type(e).__name__}: {first_line(e)}); "
+                                    "check its tokenizer.json") from None
+            if ids.ndim != 2 or ids.shape[1] == 0:
+                raise CatsplitError(f"{self.name}: its tokenizer gave no tokens (or rows of different lengths) for "
+                                    f"{[texts[i] for i in idx][:3]}; check its tokenizer.json")
             out[idx] = self._embed_batch(ids, mask, types)
         return out, n_truncated
 

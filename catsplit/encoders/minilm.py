@@ -7,7 +7,6 @@ so `import catsplit.encoders` stays cheap. Batching, tokenisation and truncation
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,26 +14,40 @@ import numpy as np
 
 from catsplit.encoders.base import BatchedTextEncoder, load_tokenizer
 from catsplit.errors import CatsplitError
+from catsplit.io.readers import read_json
 from catsplit.optional import MINILM_FILES, require_minilm
 
 if TYPE_CHECKING:  # type names only; never imported at run time here
     import torch
 
 
-def _check_config(cfg: dict[str, Any], path: Path) -> None:
-    """Reject BERT variants the hand-written forward pass does not implement."""
-    need = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_position_embeddings")
-    missing = [k for k in need if k not in cfg]
+SIZE_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "max_position_embeddings")
+ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu")
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A BERT config.json, every field the forward pass uses checked (type and range): a CatsplitError naming
+    the field otherwise, before any weight is read. Rejects BERT variants the forward pass does not implement."""
+    cfg = read_json(path, "BERT config")
+    if not isinstance(cfg, dict):
+        raise CatsplitError(f"{path} must hold a JSON object (a BERT config), got {type(cfg).__name__}")
+    missing = [k for k in SIZE_FIELDS if k not in cfg]
     if missing:
         raise CatsplitError(f"{path} is not a BERT config: missing {', '.join(missing)}")
-    if cfg.get("model_type", "bert") != "bert":
-        raise CatsplitError(f"{path}: model_type {cfg['model_type']!r} is not supported, only 'bert'")
-    if cfg.get("position_embedding_type", "absolute") != "absolute":
-        raise CatsplitError(f"{path}: position_embedding_type {cfg['position_embedding_type']!r} not supported")
-    if cfg.get("hidden_act", "gelu") not in ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu"):
-        raise CatsplitError(f"{path}: hidden_act {cfg['hidden_act']!r} not supported")
+    for key in SIZE_FIELDS + ("vocab_size", "type_vocab_size"):
+        v = cfg.get(key, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise CatsplitError(f"{path}: {key} must be a positive integer, got {v!r}")
+    eps = cfg.get("layer_norm_eps", 1e-12)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1.0:  # 1e-12 in BERTs
+        raise CatsplitError(f"{path}: layer_norm_eps must be a small positive number (such as 1e-12), got {eps!r:.40}")
+    for key, default, allowed in (("model_type", "bert", ("bert",)), ("position_embedding_type", "absolute", ("absolute",)),
+                                  ("hidden_act", "gelu", ACTIVATIONS)):
+        if cfg.get(key, default) not in allowed:
+            raise CatsplitError(f"{path}: {key} {cfg[key]!r} is not supported, only {', '.join(map(repr, allowed))}")
     if cfg["hidden_size"] % cfg["num_attention_heads"]:
         raise CatsplitError(f"{path}: hidden_size is not a multiple of num_attention_heads")
+    return cfg
 
 
 class MiniLMEncoder(BatchedTextEncoder):
@@ -63,15 +76,15 @@ class MiniLMEncoder(BatchedTextEncoder):
             device: torch device for the forward pass.
         """
         import torch
-        from safetensors.torch import load_file
+
+        from catsplit.io.safetensors import read_safetensors  # imports torch: only when an encoder is built
 
         default = model_dir is None
         model_dir = require_minilm() if default else Path(model_dir)
         missing = [f for f in MINILM_FILES if not (model_dir / f).is_file()]
         if missing:
             raise CatsplitError(f"{model_dir} is not a BERT model folder: missing {', '.join(missing)}")
-        cfg = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-        _check_config(cfg, model_dir / "config.json")
+        cfg = read_config(model_dir / "config.json")
         if batch_size < 1:
             raise CatsplitError(f"batch_size must be >= 1, got {batch_size}")
         if not 3 <= max_length <= cfg["max_position_embeddings"]:
@@ -86,7 +99,14 @@ class MiniLMEncoder(BatchedTextEncoder):
         self.device = torch.device(device)
         self.tokenizer = load_tokenizer(model_dir / "tokenizer.json")
         self._cfg = cfg
-        self._w = self._load_weights(load_file(str(model_dir / "model.safetensors")))
+        self._w = self._load_weights(read_safetensors(model_dir / "model.safetensors", "BERT weights file")[0])
+        vocab = self.tokenizer.get_vocab_size(with_added_tokens=True)
+        rows = self._w["embeddings.word_embeddings.weight"].shape[0]
+        if vocab > rows:  # a token id past the table would fail at the first text
+            raise CatsplitError(
+                f"{model_dir / 'tokenizer.json'} has {vocab} tokens but the word embeddings of "
+                f"{model_dir / 'model.safetensors'} have {rows} rows; use the tokenizer that came with the model"
+            )
 
     def _load_weights(self, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Check names and shapes, drop what the forward pass does not use, fuse Q/K/V."""
@@ -96,29 +116,39 @@ class MiniLMEncoder(BatchedTextEncoder):
         # BertFor* checkpoints prefix the encoder with "bert."
         sd = {k.removeprefix("bert."): v for k, v in sd.items()}
         H, I, V = cfg["hidden_size"], cfg["intermediate_size"], cfg.get("vocab_size")
-        shapes: dict[str, tuple[int, ...]] = {
+        where = self.model_dir / "model.safetensors"
+        w: dict[str, torch.Tensor] = {}
+
+        def take(shapes: dict[str, tuple[int, ...]]) -> None:
+            for k, shape in shapes.items():
+                if k not in sd:
+                    raise CatsplitError(f"{where}: tensor {k!r} missing")
+                t = sd[k]
+                if t.ndim != len(shape) or any(s != -1 and s != d for s, d in zip(shape, t.shape)):
+                    raise CatsplitError(f"{where}: {k} has shape {tuple(t.shape)}, config says {shape}")
+                if not t.is_floating_point():
+                    raise CatsplitError(f"{where}: tensor {k!r} has dtype {str(t.dtype).removeprefix('torch.')}; BERT weights are floats")
+                w[k] = t.to(self.device, torch.float32)
+                if not torch.isfinite(w[k]).all():
+                    raise CatsplitError(f"{where}: tensor {k!r} holds NaN or inf; the weights are damaged")
+
+        take({
             "embeddings.word_embeddings.weight": (V or -1, H),
             "embeddings.position_embeddings.weight": (cfg["max_position_embeddings"], H),
             "embeddings.token_type_embeddings.weight": (cfg.get("type_vocab_size", 2), H),
             "embeddings.LayerNorm.weight": (H,),
             "embeddings.LayerNorm.bias": (H,),
-        }
-        for i in range(cfg["num_hidden_layers"]):
+        })
+        for i in range(cfg["num_hidden_layers"]):  # layer by layer: a forged layer count fails at the first missing one
             p = f"encoder.layer.{i}."
+            shapes: dict[str, tuple[int, ...]] = {}
             for name in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
                 shapes[p + name + ".weight"], shapes[p + name + ".bias"] = (H, H), (H,)
             shapes[p + "intermediate.dense.weight"], shapes[p + "intermediate.dense.bias"] = (I, H), (I,)
             shapes[p + "output.dense.weight"], shapes[p + "output.dense.bias"] = (H, I), (H,)
             for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
                 shapes[p + ln + ".weight"], shapes[p + ln + ".bias"] = (H,), (H,)
-        w: dict[str, torch.Tensor] = {}
-        for k, shape in shapes.items():
-            if k not in sd:
-                raise CatsplitError(f"{self.model_dir / 'model.safetensors'}: tensor {k!r} missing")
-            t = sd[k]
-            if t.ndim != len(shape) or any(s != -1 and s != d for s, d in zip(shape, t.shape)):
-                raise CatsplitError(f"{self.model_dir / 'model.safetensors'}: {k} has shape {tuple(t.shape)}, config says {shape}")
-            w[k] = t.to(self.device, torch.float32)
+            take(shapes)
         for i in range(cfg["num_hidden_layers"]):
             # One [3H, H] matmul instead of three [H, H] ones.
             p = f"encoder.layer.{i}.attention.self."
@@ -167,6 +197,12 @@ class MiniLMEncoder(BatchedTextEncoder):
         import torch
         import torch.nn.functional as F
 
+        types_known = self._w["embeddings.token_type_embeddings.weight"].shape[0]
+        if token_type_ids.size and not 0 <= token_type_ids.min() <= token_type_ids.max() < types_known:
+            raise CatsplitError(
+                f"{self.model_dir / 'tokenizer.json'} gives token type ids up to {int(token_type_ids.max())}, but the model "
+                f"has {types_known} token types; use the tokenizer that came with the model"
+            )
         with torch.inference_mode():
             ids = torch.from_numpy(input_ids).to(self.device)  # [B, T]
             mask = torch.from_numpy(attention_mask).to(self.device)  # [B, T]

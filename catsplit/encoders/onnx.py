@@ -13,6 +13,7 @@ import numpy as np
 
 from catsplit.encoders.base import BatchedTextEncoder, l2_normalise, load_tokenizer, mean_pool
 from catsplit.errors import CatsplitError
+from catsplit.io.onnx_model import check_model_file
 from catsplit.optional import require_onnxruntime
 
 ONNX_FILES = ("model.onnx", "tokenizer.json")
@@ -51,10 +52,14 @@ class OnnxTextEncoder(BatchedTextEncoder):
         if max_length < 3:
             raise CatsplitError(f"max_length must be >= 3 (room for [CLS] text [SEP]), got {max_length}")
         ort = require_onnxruntime("the ONNX text encoder")
+        check_model_file(folder / "model.onnx", "the ONNX text encoder")  # damaged tensors refused in catsplit's words
         try:
-            self.session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+            options = ort.SessionOptions()
+            options.log_severity_level = 4  # errors come back as exceptions, reported in one line below
+            self.session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise CatsplitError(f"cannot load {folder / 'model.onnx'}: {e}") from e
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CatsplitError(f"cannot load {folder / 'model.onnx'}: {first}") from None
         self._inputs = [i.name for i in self.session.get_inputs()]
         unknown = [n for n in self._inputs if n not in _KNOWN_INPUTS]
         if unknown or "input_ids" not in self._inputs:
@@ -87,7 +92,14 @@ class OnnxTextEncoder(BatchedTextEncoder):
     def _embed_batch(self, input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
         given: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
         feed = {n: given[n] for n in self._inputs}  # only what the graph declares
-        out = self.session.run([self._output.name], feed)[0].astype(np.float32, copy=False)
+        try:
+            out = self.session.run([self._output.name], feed)[0]
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise CatsplitError(f"{self.folder / 'model.onnx'} fails on a batch of token ids [{len(input_ids)}, "
+                                f"{input_ids.shape[1]}] ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+        if not isinstance(out, np.ndarray) or out.dtype.kind not in "f":
+            raise CatsplitError(f"{self.folder / 'model.onnx'}: output {self._output.name} is not a float array")
+        out = out.astype(np.float32, copy=False)
         if out.ndim == 3:  # token states [B, T, H]
             pooled = mean_pool(out, attention_mask)  # [B, H]
         elif out.ndim == 2:  # already a sentence embedding [B, H]

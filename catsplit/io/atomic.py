@@ -26,15 +26,57 @@ def check_destination(path: str | os.PathLike, *, overwrite: bool, example: str 
     Args:
         example: a file name to suggest when `path` is a folder.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise CatsplitError(f"{path} is a folder; give a file name such as {path / example}")
-    if path.exists() and not overwrite:
-        raise CatsplitError(f"{path} exists; choose another name or pass overwrite=True (CLI: --overwrite)")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise CatsplitError(f"folder {folder} does not exist; create it first")
+    path = checked_path(path, "output file")
+    try:  # Path.is_dir raises for a name the file system refuses (too long)
+        if path.is_dir():
+            raise CatsplitError(f"{path} is a folder; give a file name such as {path / example}")
+        if path.exists() and not overwrite:
+            raise CatsplitError(f"{path} exists; choose another name or pass overwrite=True (CLI: --overwrite)")
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            raise CatsplitError(f"folder {folder} does not exist; create it first")
+    except OSError as exc:
+        raise CatsplitError(f"cannot write {str(path)[:200]} ({exc.strerror or exc}); give a shorter or other name") from None
     return path
+
+
+def checked_path(path: str | os.PathLike, what: str) -> Path:
+    """`path` as a Path; a CatsplitError for one no file system takes (a NUL byte, not text)."""
+    try:
+        text = os.fspath(path)
+    except TypeError:
+        raise CatsplitError(f"{what} must be a path, got {type(path).__name__}") from None
+    if (b"\0" if isinstance(text, bytes) else "\0") in text:
+        raise CatsplitError(f"{what} {text!r} holds a NUL byte, which no file name can; give another name")
+    return Path(os.fsdecode(text))
+
+
+def resolved(path: str | os.PathLike) -> Path:
+    """`Path(path).resolve()`, or the absolute path when the system cannot resolve it (a name too long, a loop)."""
+    p = checked_path(path, "path")
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):
+        return p.absolute()
+
+
+def make_folder(path: str | os.PathLike, what: str, hint: str) -> Path:
+    """Create the folder `path` (and its parents) if missing; an OS error is a CatsplitError naming it.
+
+    Args:
+        what: what the folder is for, e.g. "cache folder".
+        hint: how to choose another, e.g. "pass --cache FOLDER".
+    """
+    folder = checked_path(path, what)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where the folder, or a folder above it, should be
+        raise CatsplitError(f"{what} {folder} is not a folder (it or a parent is a file); {hint}") from None
+    except OSError as exc:
+        raise CatsplitError(f"cannot create the {what} {folder} ({exc.strerror or exc}); {hint}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CatsplitError(f"the {what} {folder} is not writable; {hint}")
+    return folder
 
 
 @contextmanager

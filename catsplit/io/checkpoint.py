@@ -72,27 +72,92 @@ def open_checkpoint(path: Path, *, trust: bool = False, mmap: bool = False) -> C
             "directly: catsplit.Head(weight=torch.load(path), labels=[...])"
         )
     ckpt = Checkpoint(path=path, obj=obj, kind=kind)
-    _walk(ckpt, "", obj, (), 0)
+    _walk(ckpt, "", obj, (), ())
     return ckpt
 
 
-def _walk(ckpt: Checkpoint, prefix: str, x: Any, keys: tuple | None, depth: int) -> None:
-    if depth > 64:
-        return
+MAX_NESTING = 100  # mappings inside mappings; real checkpoints nest a few levels
+
+
+def _walk(ckpt: Checkpoint, prefix: str, x: Any, keys: tuple | None, above: tuple[int, ...]) -> None:
+    """Flatten `x` into ckpt.tensors. A mapping that holds itself (pickle keeps the cycle) or one nested past
+    MAX_NESTING is refused with a CatsplitError, never a RecursionError; values other than tensors are ignored."""
     if isinstance(x, torch.Tensor):
         ckpt.tensors[prefix] = x
         ckpt.where[prefix] = keys
-    elif isinstance(x, Mapping):
-        for k, v in x.items():
-            name = prefix if str(k) in _MODULE_PARTS and keys is None else f"{prefix}.{k}" if prefix else str(k)
-            _walk(ckpt, name, v, None if keys is None else (*keys, k), depth + 1)
-    elif isinstance(x, Opaque) and isinstance(x.state, Mapping):  # e.g. a pickled nn.Module: readable, not writable
-        _walk(ckpt, prefix, x.state, None, depth + 1)
+        return
+    state = x if isinstance(x, Mapping) else x.state if isinstance(x, Opaque) and isinstance(x.state, Mapping) else None
+    if state is None:
+        return
+    if state is not x:  # e.g. a pickled nn.Module: readable, not writable
+        _walk(ckpt, prefix, state, None, above)
+        return
+    if id(x) in above:
+        raise CatsplitError(f"{ckpt.path}: the mapping at {prefix or 'the top'!r} contains itself; save a plain state dict")
+    if len(above) >= MAX_NESTING:
+        raise CatsplitError(f"{ckpt.path}: mappings nested more than {MAX_NESTING} levels deep; save a plain state dict")
+    for k, v in x.items():
+        name = prefix if str(k) in _MODULE_PARTS and keys is None else f"{prefix}.{k}" if prefix else str(k)
+        _walk(ckpt, name, v, None if keys is None else (*keys, k), above + (id(x),))
 
 
 def read_checkpoint(path: Path, *, trust: bool = False) -> dict[str, torch.Tensor]:
     """The tensors of a PyTorch checkpoint by flattened name (`{"model": {"fc": {"weight": t}}}` -> `model.fc.weight`)."""
     return open_checkpoint(path, trust=trust).tensors
+
+
+def load_weights_only(path: Path) -> Any:
+    """What a PyTorch file holds, unpickled with weights_only=True (never code); a CatsplitError when that fails."""
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch's message spans lines and bolds its advice: its reason, plain
+        raise CatsplitError(
+            f"{path} could not be loaded as a PyTorch checkpoint with weights_only=True ({type(exc).__name__}: "
+            f"{torch_error(exc)}). catsplit never unpickles code; re-save the checkpoint as a plain state dict "
+            "(torch.save(model.state_dict(), path)) or as safetensors"
+        ) from None
+
+
+def flatten(path: Path, obj: Any) -> dict[str, torch.Tensor]:
+    """The tensors of nested mappings by dotted name (`{"model": {"fc": {"weight": t}}}` -> `model.fc.weight`);
+    a mapping that holds itself or one nested too deep is a CatsplitError (`_walk`). Other values are ignored."""
+    ckpt = Checkpoint(path=path, obj=obj, kind="")
+    _walk(ckpt, "", obj, (), ())
+    return ckpt.tensors
+
+
+def check_plain(path: Path, name: str, t: torch.Tensor) -> torch.Tensor:
+    """`t` if it is an ordinary dense CPU tensor with memory for every element; else a CatsplitError naming it.
+
+    Refused: sparse and other layouts, meta tensors (no data), quantized tensors, and views whose elements
+    share memory (an `expand`ed tensor: a few bytes in the file that a copy would turn into terabytes).
+    """
+    kind = None
+    if t.layout != torch.strided:
+        kind = f"a {str(t.layout).removeprefix('torch.')} tensor"
+    elif t.device.type != "cpu":
+        kind = f"a tensor on device {t.device.type!r} (no data on the CPU)"
+    elif t.is_quantized:
+        kind = "a quantized tensor"
+    elif t.numel() and _overlapping(t):
+        kind = "a view whose elements share memory (an expanded tensor)"
+    if kind is not None:
+        raise CatsplitError(
+            f"{path}: tensor {name!r} of shape {list(t.shape)} is {kind}; catsplit reads dense tensors only. "
+            "Save it with tensor.to_dense().contiguous() (or dequantize it) first"
+        )
+    return t
+
+
+def _overlapping(t: torch.Tensor) -> bool:
+    """True when two elements of `t` share memory (stride 0 on an axis longer than 1, or strides too small)."""
+    dims = sorted((st, n) for st, n in zip(t.stride(), t.shape) if n > 1)
+    extent = 1
+    for stride, n in dims:
+        if stride < extent:
+            return True
+        extent = stride * n
+    return False
 
 
 def tensor_shapes(tensors: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
@@ -162,6 +227,8 @@ def float_tensor(path: Path, tensors: Mapping[str, torch.Tensor], name: str) -> 
     if name not in tensors:
         return None
     t = tensors[name]
+    if not isinstance(tensors, SafetensorsReader):  # the safetensors reader makes only dense tensors
+        check_plain(path, name, t)
     if not t.is_floating_point():
         raise CatsplitError(
             f"{path}: tensor {name!r} has dtype {str(t.dtype).removeprefix('torch.')}; head tensors must be float "

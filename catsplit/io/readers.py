@@ -100,30 +100,12 @@ def read_clips(features: str | Path, labels: str | Path | None = None) -> tuple[
     Returns:
         (features [N, D] as stored, labels or None when neither file has them).
     """
-    path = Path(features)
-    if not path.is_file():
-        raise CatsplitError(f"features file {path} not found")
-    suffix = path.suffix.lower()
-    arrays: dict[str, np.ndarray]
-    try:
-        if suffix == ".npy":
-            arrays = {"features": np.load(path, allow_pickle=False)}
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        elif suffix == ".safetensors":
-            from safetensors.numpy import load_file
+    from catsplit.io.arrays import read_arrays  # imports torch for .safetensors: not at the command line's start
 
-            arrays = load_file(str(path))
-        else:
-            raise CatsplitError(f"features file {path}: use .npz (arrays 'features' and 'labels'), .npy or .safetensors")
-    except CatsplitError:
-        raise
-    except Exception as exc:  # numpy and safetensors raise their own errors for corrupt or pickled files
-        raise CatsplitError(
-            f"features file {path} is not readable ({type(exc).__name__}: {exc}); store plain numeric arrays "
-            "and label strings as a str array (np.array(labels, dtype=str)), not objects"
-        ) from None
+    path = Path(features)
+    arrays = read_arrays(path, "features file")
+    if "" in arrays:  # .npy: the features alone
+        arrays = {"features": arrays.pop("")}
     if "features" in arrays:
         x = arrays["features"]
     elif len(arrays) == 1:
@@ -132,6 +114,8 @@ def read_clips(features: str | Path, labels: str | Path | None = None) -> tuple[
         raise CatsplitError(f"features file {path} holds {sorted(arrays)}; name the [N, D] array 'features'")
     if x.ndim != 2:
         raise CatsplitError(f"features in {path} must have shape [N, D], got {tuple(x.shape)}")
+    if x.dtype.kind not in "iuf":
+        raise CatsplitError(f"features in {path} must be numbers (float32), got dtype {x.dtype}")
     if labels is not None:
         return x, _read_clip_labels(Path(labels))
     if "labels" not in arrays:
@@ -141,8 +125,13 @@ def read_clips(features: str | Path, labels: str | Path | None = None) -> tuple[
         raise CatsplitError(f"labels in {path} must have shape [N], got {tuple(y.shape)}")
     if y.dtype.kind in "iu":
         return x, [int(v) for v in y]
-    if y.dtype.kind in "US":
-        return x, [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in y.tolist()]
+    if y.dtype.kind == "U":
+        return x, [str(v) for v in y.tolist()]
+    if y.dtype.kind == "S":
+        try:
+            return x, [v.decode("utf-8") for v in y.tolist()]
+        except UnicodeDecodeError as exc:
+            raise CatsplitError(f"labels in {path} are not UTF-8 text ({exc.reason}); store them as a str array") from None
     raise CatsplitError(f"labels in {path} must be label strings or integer indices, got dtype {y.dtype}")
 
 

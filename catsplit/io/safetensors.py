@@ -90,6 +90,12 @@ DTYPE_BITS = {
 
 
 HEAD_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
+# every dtype of the format that torch holds (what `SafetensorsReader.tensor` reads: weights of other models, features)
+TORCH_DTYPES = {
+    **HEAD_DTYPES, "BOOL": torch.bool, "U8": torch.uint8, "I8": torch.int8, "I16": torch.int16, "U16": torch.uint16,
+    "I32": torch.int32, "U32": torch.uint32, "I64": torch.int64, "U64": torch.uint64, "C64": torch.complex64,
+    "F8_E5M2": torch.float8_e5m2, "F8_E4M3": torch.float8_e4m3fn,
+}
 
 
 SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -205,6 +211,24 @@ class SafetensorsReader(Mapping[str, torch.Tensor]):
                 f"{self.path}: tensor {name!r} has dtype {e.dtype}; head tensors must be float "
                 f"({', '.join(HEAD_DTYPES)}). Convert the layer to float before saving it"
             )
+        return self._read(name, e, dtype)
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """Tensor `name` in any dtype torch holds (integer, boolean, float8, complex ...), read into fresh memory.
+
+        Raises:
+            CatsplitError: a dtype torch has no type for (F4, F6, F8_E8M0), or the reasons of `reader[name]`.
+        """
+        e = self._entries[name]
+        dtype = TORCH_DTYPES.get(e.dtype)
+        if dtype is None:
+            raise CatsplitError(
+                f"{self.path}: tensor {name!r} has dtype {e.dtype}, which catsplit cannot read; store it as one of "
+                f"{', '.join(TORCH_DTYPES)}"
+            )
+        return self._read(name, e, dtype)
+
+    def _read(self, name: str, e: _Entry, dtype: torch.dtype) -> torch.Tensor:
         n = e.end - e.begin
         start = self._data_start + e.begin
         if self._map is not None and n and start % dtype.itemsize == 0:
@@ -230,6 +254,24 @@ class SafetensorsReader(Mapping[str, torch.Tensor]):
                 raise CatsplitError(f"{self.path}: read error in tensor {name!r} ({exc.strerror or exc})") from None
         # safetensors stores little-endian; so does every platform torch ships for.
         return buf.view(dtype).reshape(e.shape)
+
+
+def read_safetensors(path: str | PathLike, what: str = "safetensors file") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Every tensor of a safetensors file (any dtype torch holds) and its metadata, through the checked reader.
+
+    What reads other models' weights (a backbone's, a text encoder's) and feature files uses this, never the
+    safetensors library: a damaged file gives a CatsplitError naming it, not the library's own error.
+
+    Args:
+        what: what the file is, for the message when it is missing (e.g. "--backbone-weights file").
+    Returns:
+        (name -> tensor, metadata).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CatsplitError(f"{what} {p} not found")
+    with SafetensorsReader(p) as reader:
+        return {name: reader.tensor(name) for name in reader}, dict(reader.metadata)
 
 
 def _read_exact(path: Path, f: Any, n: int) -> bytes:
@@ -293,7 +335,8 @@ def _parse_header(path: Path, f: Any) -> tuple[dict[str, str], dict[str, TensorE
         bits = math.prod(shape) * DTYPE_BITS[dtype]  # Python ints: a forged 10^12-element shape is just a number
         if bits % 8 or bits // 8 != offsets[1] - offsets[0]:
             raise bad(
-                f"tensor {name!r} of shape {shape} and dtype {dtype} needs {bits / 8:g} bytes, but its data_offsets "
+                f"tensor {name!r} of shape {short_repr(shape)} and dtype {dtype} needs {bits // 8}"
+                f"{f' bytes and {bits % 8} bits' if bits % 8 else ' bytes'}, but its data_offsets "
                 f"span {offsets[1] - offsets[0]}"
             )
         entries[name] = TensorEntry(dtype, tuple(shape), offsets[0], offsets[1])

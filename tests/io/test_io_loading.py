@@ -59,7 +59,9 @@ def test_damaged_structure_is_refused(tmp_path):
     with pytest.raises(CatsplitError, match="appears twice"):
         load_head(p)
     # history that is not a list of records, or that lost its undo tensor
-    for history, message in [('{"op": "split"}', "JSON list"), ('[{"op": "split", "coarse": "x", "subs": ["a", "b"], "mode": "flat", "undo": "undo.0"}]', "missing undo")]:
+    flat_split = json.dumps([{"op": "split", "coarse": "x", "subs": ["a", "b"], "method": "coarse", "mode": "flat",
+                              "table": 0, "row": 0, "undo": "undo.0"}])
+    for history, message in [('{"op": "split"}', "JSON list"), (flat_split, "missing undo")]:
         save_file({"weight": torch.ones(2, 3)}, str(p), metadata={"catsplit.format": "1", "catsplit.labels": labels, "catsplit.history": history})
         with pytest.raises(CatsplitError, match=message):
             load_head(p)
