@@ -181,24 +181,26 @@ def _output_name(sess: Any, meta: dict[str, str]) -> str:
     return name
 
 
+def _description(meta: dict[str, str]) -> dict | None:
+    """The catsplit.head description, or None when it is absent or damaged: predict reads only the output
+    names from it and falls back to the first output (parse_json: no RecursionError on deep nesting)."""
+    try:
+        desc = parse_json(meta[KEY_HEAD], "")
+    except (KeyError, CatsplitError):
+        return None
+    return desc if isinstance(desc, dict) else None
+
+
 def _parse_output_name(sess: Any, meta: dict[str, str]) -> str:
     names = [o.name for o in sess.get_outputs()]
     if not names:
         raise CatsplitError("the model has no outputs; predict reads a model exported or edited by catsplit")
-    try:
-        name = parse_json(meta[KEY_HEAD], "")["output"]
-    except (KeyError, TypeError, CatsplitError):  # no description, or not one: the first output
-        return names[0]
+    name = (_description(meta) or {}).get("output")
     return name if isinstance(name, str) and name in names else names[0]
 
 
 def _parse_top1_name(sess: Any, meta: dict[str, str], output: str) -> str | None:
-    import json
-
-    try:
-        name = json.loads(meta[KEY_HEAD]).get("top1")
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return None
+    name = (_description(meta) or {}).get("top1")
     return name if isinstance(name, str) and name != output and name in [o.name for o in sess.get_outputs()] else None
 
 

@@ -112,9 +112,9 @@ def load_weights_only(path: Path) -> Any:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch's message spans lines and bolds its advice: its reason, plain
         raise CatsplitError(
-            f"{path} could not be loaded as a PyTorch checkpoint with weights_only=True ({type(exc).__name__}: "
-            f"{torch_error(exc)}). catsplit never unpickles code; re-save the checkpoint as a plain state dict "
-            "(torch.save(model.state_dict(), path)) or as safetensors"
+            f"cannot read {path} as a state dict with weights_only=True ({type(exc).__name__}: {torch_error(exc)}); "
+            "catsplit never unpickles code: re-save it as a plain state dict (torch.save(model.state_dict(), path)) "
+            "or as safetensors"
         ) from None
 
 
