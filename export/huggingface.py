@@ -3,7 +3,7 @@
 * An Optimum-style export folder holds `model.onnx` and the transformers `config.json` whose `id2label`
   names the output columns. `model_labels` reads a model's labels from its catsplit metadata, else
   from that file; `split_onnx` writes the edited labels into the `config.json` beside its output
-  (`edited_config`, `write_config`).
+  (`catsplit.formats.huggingface.with_labels`, `write_config`).
 * `classifier_features` turns a transformers video classifier (`VideoMAEForVideoClassification`,
   `TimesformerForVideoClassification`, ...) into the backbone `to_onnx` needs: the model with its
   classifier layer replaced by an identity, so its "logits" are the pooled features, cast to float32.
@@ -17,12 +17,11 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from catsplit.checks import check_label_characters, check_labels
 from catsplit.errors import CatsplitError
 from catsplit.export.graph import output_labels
-from catsplit.formats.huggingface import label_config
 from catsplit.io.atomic import atomic_path
 from catsplit.io.keys import KEY_LABELS
 from catsplit.io.readers import read_json
@@ -85,15 +84,6 @@ def model_labels(meta: Mapping[str, str], model: str | os.PathLike | None, where
             "catsplit.export.to_onnx or edit it with split_onnx, or put its transformers config.json beside it"
         )
     return labels
-
-
-def edited_config(config: Mapping[str, Any], labels: Sequence[str]) -> dict[str, Any]:
-    """`config` with the label fields of `labels` (id2label, label2id, and num_labels where it was written)."""
-    new = dict(config)
-    new.update(label_config(labels))  # both maps: transformers renames labels LABEL_i when only num_labels changes
-    if "num_labels" in new:
-        new["num_labels"] = len(labels)
-    return new
 
 
 def write_config(path: Path, config: Mapping[str, Any], *, overwrite: bool) -> None:

@@ -33,7 +33,8 @@ from catsplit.export.graph import (
     table_rows,
     unused_name,
 )
-from catsplit.export.huggingface import CONFIG_NAME, config_labels, config_path, edited_config, read_config, write_config
+from catsplit.export.huggingface import CONFIG_NAME, config_labels, config_path, read_config, write_config
+from catsplit.formats.huggingface import with_labels
 from catsplit.io.keys import KEY_HEAD, KEY_OUTPUT, ONNX_LABEL_KEYS
 from catsplit.io.onnx_model import initializer_array
 from catsplit.io.onnx_model import load_model as read_model
@@ -178,7 +179,7 @@ def split_onnx(
     with atomic_path(dst, overwrite=overwrite, example="model.onnx") as tmp:
         tmp.write_bytes(data)
     if config_dst is not None:  # after the model: a config.json never describes a model that is not there
-        write_config(config_dst, edited_config(config, edited.labels), overwrite=overwrite)
+        write_config(config_dst, with_labels(config, edited.labels), overwrite=overwrite)
     return dst
 
 

@@ -81,12 +81,19 @@ def config_labels(config: Mapping[str, Any], where: Path) -> list[str] | None:
     return labels_from_mapping(id2label, f"{where} id2label")
 
 
-def updated_config(config: Mapping[str, Any], labels: Sequence[str], entry: Mapping[str, Any] | None) -> dict[str, Any]:
-    """`config` with the label fields for `labels` and the `catsplit` entry (removed when None); other keys kept in order."""
+def with_labels(config: Mapping[str, Any], labels: Sequence[str]) -> dict[str, Any]:
+    """`config` with the label fields of `labels` (id2label, label2id, and num_labels where it was written);
+    other keys kept, in order."""
     out = dict(config)
-    out.update(label_config(labels))
+    out.update(label_config(labels))  # both maps: transformers renames labels LABEL_i when only num_labels changes
     if "num_labels" in out:
         out["num_labels"] = len(labels)
+    return out
+
+
+def updated_config(config: Mapping[str, Any], labels: Sequence[str], entry: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`with_labels`, and the `catsplit` entry (removed when None); other keys kept in order."""
+    out = with_labels(config, labels)
     out.pop("catsplit", None)
     if entry is not None:
         out["catsplit"] = dict(entry)
