@@ -55,12 +55,14 @@ class EmaEarlyStop:
 def one_thread() -> Iterator[None]:
     """Run torch on one intra-op thread inside the block, then restore the caller's setting.
 
-    The loops train on matrices of a few hundred columns and batches of 10-16: a second thread has
-    nothing to share, and on a machine whose other core is busy its spin-waits cost more than the
-    work. Measured on the 2-core machine with one other process running, `python -m
+    The loops train on matrices of a few hundred columns and batches of 10-16. On a machine whose
+    other core is busy a second thread's spin-waits cost far more than it shares: `python -m
     catsplit.bench.tools.model_writeback --method alignment --repeats 1` (alignment on a 400-label,
-    768-dim head): 150 s for the whole split + write-back with torch's default 2 threads, 12 s with
-    this. Results do not depend on it: the golden-file hashes are unchanged.
+    768-dim head, one other process on the 2 cores) took 150 s with torch's 2 threads, 12 s with one.
+    On an idle machine one thread is slower (`python -m catsplit.bench.tools.split_speed
+    --compare-training-threads`: 4.3 s against 3.5 s on a 1000 x 768 head). The rows depend on the
+    thread count (the reductions are split differently), so a fixed count also makes a split the same
+    whatever threads the caller or the machine has; small heads (the golden files) came out the same.
     """
     import torch
 

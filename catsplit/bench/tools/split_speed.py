@@ -1,6 +1,6 @@
 """Split latency per method on a 1000 x 768 head, k = 8 subs, text encoding excluded.
 
-    python -m catsplit.bench.tools.split_speed [--repeats 10] [--encoder DIR] [--threads N]
+    python -m catsplit.bench.tools.split_speed [--repeats 10] [--encoder DIR] [--threads N] [--compare-training-threads]
 
 The head's labels are SSv2-like ("<action> something <modifier>": 111 actions x 9 modifiers,
 one action collapsed into a coarse class, plus single labels up to 1000 rows), its rows
@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--encoder", help="text encoder folder (default: MiniLM)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--compare-training-threads", action="store_true",
+                        help="also time alignment with its training loop on torch's threads instead of one "
+                        "(catsplit.training.one_thread), alternating the two, and say whether the rows agree")
     args = parser.parse_args(argv)
 
     import torch
@@ -76,6 +79,35 @@ def main(argv: list[str] | None = None) -> None:
             info = new.latest_record()["details"]["training"]
             notes = f"{info['pairs']} training pairs, stopped after {info['epochs']} epochs"
         print(f"| {method} | {1e3 * statistics.median(times):.1f} | {1e3 * min(times):.1f} | {notes} |")
+    if args.compare_training_threads:
+        compare_training_threads(head, encoder, coarse, subs, args.repeats)
+
+
+def compare_training_threads(head, encoder, coarse, subs, repeats: int) -> None:
+    """Alignment with its training loop on one thread (as shipped) and on torch's threads, alternating."""
+    import contextlib
+
+    import torch
+
+    import catsplit
+    import catsplit.methods.mlp as mlp
+
+    shipped = mlp.one_thread
+    times: dict[str, list[float]] = {"one thread": [], f"torch's {torch.get_num_threads()}": []}
+    rows = {}
+    try:
+        for _ in range(repeats):
+            for name, context in zip(times, (shipped, contextlib.nullcontext)):
+                mlp.one_thread = context
+                t0 = time.perf_counter()
+                new = catsplit.split(head, encoder, coarse, subs, method="alignment")
+                times[name].append(time.perf_counter() - t0)
+                rows[name] = new.weight[-len(subs):]
+    finally:
+        mlp.one_thread = shipped
+    a, b = rows.values()
+    print("alignment, training threads: " + ", ".join(f"{k} {1e3 * statistics.median(v):.1f} ms" for k, v in times.items())
+          + f" (median of {repeats}, alternating); sub rows bit-identical: {bool(torch.equal(a, b))}")
 
 
 if __name__ == "__main__":
