@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from catsplit.checks import check_number_fields
+from catsplit.errors import CatsplitError
 from catsplit.methods.alignment import AlignmentConfig, check_alignment_fields
 from catsplit.methods.registry import get_method
 from catsplit.methods.retrieval import RetrievalConfig, check_retrieval_fields
@@ -69,3 +70,26 @@ class FinetuneConfig:
             positive=("lr",), unit_interval=("ema",),
         )
 
+
+
+REFINE_BIASES = ("coarse", "centre", "lda")
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    # Label-free refinement (catsplit.refine): hard EM with a shared-covariance Gaussian discriminant.
+    iterations: int = 10  # EM steps at most; it stops sooner once no clip changes sub (a fixed point)
+    shrinkage: float = 0.1  # pooled covariance pulled towards its mean eigenvalue: (1 - l) S + l * tr(S)/D * I
+    # sub biases: "coarse": b_j = b_c (as zero-shot); "centre": b_j = b_c - s a_j.mean_clip (each sub's extra
+    # score is zero at the mean coarse clip); "lda": "centre" plus the discriminant's -a_j.(mu_j - mu)/2 + log prior
+    # terms, centred over the subs, so the sub-vs-sub boundaries are the discriminant's
+    bias: str = "coarse"
+    chunk: int = 65_536  # clips per chunk of a pass: memory is O(chunk * D + D^2), whatever the number of clips
+    budget: float = 0.01  # with others=: the fraction of other clips the subs may steal (catsplit.calibration)
+
+    def __post_init__(self) -> None:
+        check_number_fields(self, counts=("iterations", "chunk"), non_negative=("shrinkage",), unit_interval=("budget",))
+        if self.shrinkage > 1:
+            raise CatsplitError(f"RefineConfig.shrinkage must be in [0, 1], got {self.shrinkage!r}")
+        if self.bias not in REFINE_BIASES:
+            raise CatsplitError(f"RefineConfig.bias must be one of {REFINE_BIASES}, got {self.bias!r}")
