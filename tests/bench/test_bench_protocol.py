@@ -15,7 +15,9 @@ def test_protocol_on_the_layout(layout):
     root, head, subs = layout
     targets = read_layout(root / "ann", root / "feats.npz", head, "A")
     enc = HashEncoder()
-    specs = table_methods.DEFAULT + [("finetune-2shot-alignment", "flat"), ("alignment-gate", "flat"),
+    # one target: no other class's training clips, so the rows that calibrate on them are left out here
+    needs_others = [s for s in table_methods.LABEL_FREE if s[0] != "refine-alignment" or s[1] == "flat"]
+    specs = [s for s in table_methods.DEFAULT if s not in needs_others] + [("finetune-2shot-alignment", "flat"), ("alignment-gate", "flat"),
                                      ("merge-alignment-seeds", "flat"), ("merge-zs-1shot-0.5", "flat")]
     results = run_protocol(head, targets, [table_methods.build(n, mo, enc) for n, mo in specs], seeds=[0, 1], progress=False)
     by = {(r["method"], r["mode"]): r for r in results}
