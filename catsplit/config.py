@@ -85,10 +85,15 @@ class RefineConfig:
     # terms, centred over the subs, so the sub-vs-sub boundaries are the discriminant's
     bias: str = "coarse"
     chunk: int = 65_536  # clips per chunk of a pass: memory is O(chunk * D + D^2), whatever the number of clips
+    # the pooled covariance from every stride-th clip of an array holding more clips than this (0: always all): its
+    # D x D scatter is the pass's one O(N D^2) cost; 262,144 clips estimate a 256 x 256 covariance well
+    covariance_clips: int = 262_144
     budget: float = 0.01  # with others=: the fraction of other clips the subs may steal (catsplit.calibration)
 
     def __post_init__(self) -> None:
         check_number_fields(self, counts=("iterations", "chunk"), non_negative=("shrinkage",), unit_interval=("budget",))
+        if isinstance(self.covariance_clips, bool) or not isinstance(self.covariance_clips, int) or self.covariance_clips < 0:
+            raise CatsplitError(f"RefineConfig.covariance_clips must be an integer >= 0 (0: every clip), got {self.covariance_clips!r}")
         if self.shrinkage > 1:
             raise CatsplitError(f"RefineConfig.shrinkage must be in [0, 1], got {self.shrinkage!r}")
         if self.bias not in REFINE_BIASES:

@@ -3,7 +3,8 @@
 Hard EM with a shared-covariance Gaussian discriminant, started from the split's (zero-shot) rows:
 
 1. assign each clip to its highest-scoring sub under the current rows;
-2. re-estimate the per-sub means mu_j and the pooled within-sub covariance S, shrunk towards its mean
+2. re-estimate the per-sub means mu_j and the pooled within-sub covariance S (from every clip, or from
+   every stride-th clip when an array holds more than `covariance_clips`), shrunk towards its mean
    eigenvalue: S_l = (1 - l) S + l tr(S)/D I;
 3. set w_j = w_c + s a_j with a_j = S_l^-1 (mu_j - mu), mu the mean of the sub means, and s the scale that
    gives the mean norm of (w_j - w_c) of the rows the refinement started from (so the edit keeps the
@@ -39,6 +40,8 @@ class PassStats(NamedTuple):
 
     counts: torch.Tensor  # int64 [k]: clips assigned to each sub
     sums: torch.Tensor  # float64 [k, D]: their feature sums
+    sample_counts: torch.Tensor  # int64 [k]: the same over the covariance sample (every stride-th clip)
+    sample_sums: torch.Tensor  # float64 [k, D]
 
 
 def refine(
@@ -78,18 +81,19 @@ def refine(
     chunks = ClipChunks(clips, d, "clips", config.chunk)
     w = split.weight.clone()  # [k, D] float32, current rows
     b = split.bias.clone() if split.bias is not None else None
+    stride = sample_stride(chunks, config)
     with torch.no_grad(), one_thread():
-        stats, scatter, n = first_pass(chunks, w, b, edited)
+        stats, scatter, n, sample = first_pass(chunks, w, b, edited, stride)
         if n < k:
             raise CatsplitError(f"refine needs at least as many clips as subs: got {n} clips for {k} subs; add clips")
         steps, converged = 0, False
         empty: list[str] = []
         while True:
-            w, b, empty = m_step(split, stats, scatter, n, target, config, w, b)
+            w, b, empty = m_step(split, stats, scatter, target, config, w, b)
             steps += 1
             if steps >= config.iterations:
                 break
-            new = assign_pass(chunks, w, b, edited)
+            new = assign_pass(chunks, w, b, edited, stride)
             if torch.equal(new.counts, stats.counts) and torch.equal(new.sums, stats.sums):
                 converged = True  # no clip changed sub: the rows above are the fixed point
                 break
@@ -100,7 +104,7 @@ def refine(
         del settings["budget"]
     settings["max_iterations"] = settings.pop("iterations")
     info = {
-        "clips": n, "iterations": steps, "converged": converged, "seed": seed,
+        "clips": n, "covariance_sample": sample, "iterations": steps, "converged": converged, "seed": seed,
         "counts": [int(c) for c in stats.counts], "empty": empty, **settings,
     }
     out = with_rows(edited, split, w, b, "refine", info)
@@ -114,51 +118,71 @@ def sub_scores(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, head: H
     return table_scores(x, w, b, kind=head.kind, scale=head.scale)
 
 
-def accumulate(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, head: Head, counts: torch.Tensor, sums: torch.Tensor) -> None:
-    """Add one chunk's hard assignments to `counts` [k] and `sums` [k, D] (float64), in place (our own accumulators)."""
+def accumulate(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, head: Head, stats: PassStats, sel: slice) -> None:
+    """Add one chunk's hard assignments to `stats` (our own accumulators, in place); `sel`: its sample rows."""
     k = w.shape[0]
     best = sub_scores(x, w, b, head).argmax(dim=1)  # [n]; ties go to the first sub
     onehot = torch.nn.functional.one_hot(best, k).to(torch.float32)  # [n, k]
-    counts += onehot.sum(dim=0).to(torch.int64)
-    sums += (onehot.T @ x).double()  # [k, D]: one small matmul, faster than index_add on a busy machine
+    stats.counts.add_(onehot.sum(dim=0).to(torch.int64))
+    stats.sums.add_((onehot.T @ x).double())  # [k, D]: one small matmul, faster than index_add on a busy machine
+    if stats.sample_sums is not stats.sums:
+        stats.sample_counts.add_(onehot[sel].sum(dim=0).to(torch.int64))
+        stats.sample_sums.add_((onehot[sel].T @ x[sel]).double())
 
 
-def first_pass(chunks: ClipChunks, w: torch.Tensor, b: torch.Tensor | None, head: Head) -> tuple[PassStats, torch.Tensor, int]:
-    """The assignment under the starting rows, plus what does not depend on any assignment: the clips' scatter
-    about their first chunk's mean (`sum (x - r)(x - r)^T`, shifted for precision) -> (stats, [D, D] scatter
-    about the overall mean, clips)."""
+def new_stats(k: int, d: int, sampled: bool) -> PassStats:
+    counts, sums = torch.zeros(k, dtype=torch.int64), torch.zeros(k, d, dtype=torch.float64)
+    if not sampled:  # the sample is every clip: one set of accumulators
+        return PassStats(counts, sums, counts, sums)
+    return PassStats(counts, sums, torch.zeros(k, dtype=torch.int64), torch.zeros(k, d, dtype=torch.float64))
+
+
+def sample_stride(chunks: ClipChunks, config: RefineConfig) -> int:
+    """Every how many clips one enters the covariance: 1 unless an array holds more than `covariance_clips`."""
+    if not config.covariance_clips or chunks.count is None or chunks.count <= config.covariance_clips:
+        return 1
+    return -(-chunks.count // config.covariance_clips)
+
+
+def first_pass(chunks: ClipChunks, w: torch.Tensor, b: torch.Tensor | None, head: Head, stride: int
+               ) -> tuple[PassStats, torch.Tensor, int, int]:
+    """The assignment under the starting rows, plus what does not depend on any assignment: the sample's
+    scatter (every `stride`-th clip), accumulated about the first chunk's mean for precision -> (stats,
+    [D, D] scatter about the sample's mean, clips, sample clips)."""
     k, d = w.shape
-    counts = torch.zeros(k, dtype=torch.int64)
-    sums = torch.zeros(k, d, dtype=torch.float64)
+    stats = new_stats(k, d, stride > 1)
     scatter = torch.zeros(d, d, dtype=torch.float64)
     total = torch.zeros(d, dtype=torch.float64)
     ref: torch.Tensor | None = None
+    n = m = 0
+    for x in chunks:
+        sel = slice((-n) % stride, None, stride)
+        if ref is None:
+            ref = x.mean(dim=0)  # [D]
+        xc = x[sel] - ref
+        scatter += (xc.T @ xc).double()
+        total += xc.sum(dim=0).double()  # float32 within a chunk, float64 across chunks
+        accumulate(x, w, b, head, stats, sel)
+        n += x.shape[0]
+        m += xc.shape[0]
+    mean_c = total / m  # the sample's mean minus ref
+    scatter -= m * torch.outer(mean_c, mean_c)  # about the sample's mean
+    return stats, scatter, n, m
+
+
+def assign_pass(chunks: ClipChunks, w: torch.Tensor, b: torch.Tensor | None, head: Head, stride: int) -> PassStats:
+    """One E-step over all clips -> per-sub counts and sums (and the sample's)."""
+    k, d = w.shape
+    stats = new_stats(k, d, stride > 1)
     n = 0
     for x in chunks:
-        if ref is None:
-            ref = x.double().mean(dim=0).float()  # [D]
-        xc = x - ref
-        scatter += (xc.T @ xc).double()
-        total += xc.double().sum(dim=0)
-        accumulate(x, w, b, head, counts, sums)
+        accumulate(x, w, b, head, stats, slice((-n) % stride, None, stride))
         n += x.shape[0]
-    mean_c = total / n  # overall mean minus ref
-    scatter -= n * torch.outer(mean_c, mean_c)  # about the overall mean
-    return PassStats(counts, sums), scatter, n
-
-
-def assign_pass(chunks: ClipChunks, w: torch.Tensor, b: torch.Tensor | None, head: Head) -> PassStats:
-    """One E-step over all clips -> per-sub counts and sums."""
-    k, d = w.shape
-    counts = torch.zeros(k, dtype=torch.int64)
-    sums = torch.zeros(k, d, dtype=torch.float64)
-    for x in chunks:
-        accumulate(x, w, b, head, counts, sums)
-    return PassStats(counts, sums)
+    return stats
 
 
 def m_step(
-    split: SplitRows, stats: PassStats, scatter: torch.Tensor, n: int, target: float, config: RefineConfig,
+    split: SplitRows, stats: PassStats, scatter: torch.Tensor, target: float, config: RefineConfig,
     w_prev: torch.Tensor, b_prev: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
     """New sub rows (and biases) from one pass's statistics -> (float32 [k, D], float32 [k] or None, empty subs).
@@ -174,9 +198,12 @@ def m_step(
     cnt = counts[live].double()  # [k']
     mu = sums[live] / cnt[:, None]  # [k', D]
     overall = sums[live].sum(dim=0) / cnt.sum()  # [D]
-    dev = mu - overall
-    within = scatter - (dev.T * cnt) @ dev  # [D, D]
-    cov = within / max(n - int(live.sum()), 1)
+    # the within-sub scatter of the covariance sample (every clip unless the clips are many)
+    s_cnt = stats.sample_counts[live].double()
+    s_mu = stats.sample_sums[live] / s_cnt.clamp_min(1)[:, None]
+    s_dev = s_mu - stats.sample_sums[live].sum(dim=0) / s_cnt.sum()
+    within = scatter - (s_dev.T * s_cnt) @ s_dev  # [D, D]
+    cov = within / max(int(s_cnt.sum()) - int(live.sum()), 1)
     d = cov.shape[0]
     lam = config.shrinkage
     cov = (1 - lam) * cov + lam * (torch.trace(cov) / d) * torch.eye(d, dtype=torch.float64)

@@ -243,3 +243,17 @@ def test_property_hierarchical_locality_stays_exact(case):
     before, after = head.predict(probe), refined.predict(probe)
     kept = before != "l0"
     assert (after[kept] == before[kept]).all()
+
+
+def test_the_covariance_can_come_from_a_sample_of_many_clips(world):
+    head, subs, train, test, truth = world
+    start = noisy_split(head, subs)
+    full = catsplit.refine(start, train)
+    assert full.latest_record()["refine"]["covariance_sample"] == len(train)
+    assert catsplit.refine(start, train, config=RefineConfig(covariance_clips=len(train))).equals(full)
+    sampled = catsplit.refine(start, train, config=RefineConfig(covariance_clips=50))
+    assert sampled.latest_record()["refine"]["covariance_sample"] == 50  # every 4th of 200 clips
+    assert not sampled.equals(full)
+    assert catsplit.unsplit(sampled, COARSE).equals(head)
+    with pytest.raises(CatsplitError, match="covariance_clips"):
+        RefineConfig(covariance_clips=-1)
