@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from catsplit.clipstream import ClipChunks
+from catsplit.chunks import ClipChunks
 from catsplit.errors import CatsplitError
 from catsplit.head import Head
 from catsplit.scoring import table_scores

@@ -26,7 +26,7 @@ import torch
 
 from catsplit.calibration import shift_biases
 from catsplit.checks import check_seed
-from catsplit.clipstream import ClipChunks
+from catsplit.chunks import ClipChunks
 from catsplit.config import RefineConfig
 from catsplit.errors import CatsplitError
 from catsplit.head import Head

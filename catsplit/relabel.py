@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from catsplit.clipstream import ClipChunks
+from catsplit.chunks import ClipChunks
 from catsplit.head import Head
 from catsplit.scoring import table_scores
 from catsplit.splitrows import latest_split
