@@ -34,9 +34,9 @@ _EXPORTS = {
     "text_head": "catsplit.texthead",
     "finetune": "catsplit.lowshot",
     "FinetuneConfig": "catsplit.config",
-    "refine": "catsplit.refine",
+    "refine": "catsplit.refinement",
     "RefineConfig": "catsplit.config",
-    "relabel": "catsplit.relabel",
+    "relabel": "catsplit.relabelling",
     "calibrate": "catsplit.calibration",
     "merge": "catsplit.merging",
     "apply": "catsplit.model_edit",
@@ -53,8 +53,8 @@ if TYPE_CHECKING:
     from catsplit.config import FinetuneConfig
     from catsplit.lowshot import finetune
     from catsplit.config import RefineConfig
-    from catsplit.refine import refine
-    from catsplit.relabel import relabel
+    from catsplit.refinement import refine
+    from catsplit.relabelling import relabel
     from catsplit.calibration import calibrate
     from catsplit.merging import merge
     from catsplit.model_edit import apply

@@ -168,7 +168,7 @@ def refined(name: str, start: Method, *, calibrate: bool, config=None) -> Method
     """Label-free refinement (`catsplit.refine`) of `start`'s split on the target's training clips of the coarse
     class, their sub labels unused; with `calibrate`, the training clips of the other classes calibrate the
     sub biases (flat splits)."""
-    from catsplit.refine import refine
+    from catsplit.refinement import refine
 
     key = None if start.key is None else ("refine", start.key, calibrate, config)
 

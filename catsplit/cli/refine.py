@@ -48,7 +48,7 @@ def cmd_relabel(args: argparse.Namespace) -> int:
     from catsplit import load_head
     from catsplit.io.atomic import atomic_path, check_destination
     from catsplit.io.readers import read_unlabelled_clips
-    from catsplit.relabel import relabel_chunks
+    from catsplit.relabelling import relabel_chunks
     from catsplit.splitrows import latest_split
 
     out = check_destination(args.out, overwrite=args.overwrite, example="labels.csv")
