@@ -123,10 +123,10 @@ def accumulate(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, head: H
     k = w.shape[0]
     best = sub_scores(x, w, b, head).argmax(dim=1)  # [n]; ties go to the first sub
     onehot = torch.nn.functional.one_hot(best, k).to(torch.float32)  # [n, k]
-    stats.counts.add_(onehot.sum(dim=0).to(torch.int64))
+    stats.counts.add_(torch.bincount(best, minlength=k))
     stats.sums.add_((onehot.T @ x).double())  # [k, D]: one small matmul, faster than index_add on a busy machine
     if stats.sample_sums is not stats.sums:
-        stats.sample_counts.add_(onehot[sel].sum(dim=0).to(torch.int64))
+        stats.sample_counts.add_(torch.bincount(best[sel], minlength=k))
         stats.sample_sums.add_((onehot[sel].T @ x[sel]).double())
 
 
