@@ -73,6 +73,7 @@ class FinetuneConfig:
 
 
 REFINE_BIASES = ("coarse", "centre", "lda")
+REFINE_SCALES = ("edit", "natural")
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class RefineConfig:
     # score is zero at the mean coarse clip); "lda": "centre" plus the discriminant's -a_j.(mu_j - mu)/2 + log prior
     # terms, centred over the subs, so the sub-vs-sub boundaries are the discriminant's
     bias: str = "coarse"
+    # the scale s of w_j = w_c + s a_j: "edit": the mean norm of the starting edit (w0_j - w_c), so the edit keeps the
+    # zero-shot edit's strength; "natural": s = 1, the Gaussian discriminant's own log-odds (calibrated posteriors)
+    scale: str = "edit"
     chunk: int = 65_536  # clips per chunk of a pass: memory is O(chunk * D + D^2), whatever the number of clips
     # the pooled covariance from every stride-th clip of an array holding more clips than this (0: always all): its
     # D x D scatter is the pass's one O(N D^2) cost; 262,144 clips estimate a 256 x 256 covariance well
@@ -96,5 +100,7 @@ class RefineConfig:
             raise CatsplitError(f"RefineConfig.covariance_clips must be an integer >= 0 (0: every clip), got {self.covariance_clips!r}")
         if self.shrinkage > 1:
             raise CatsplitError(f"RefineConfig.shrinkage must be in [0, 1], got {self.shrinkage!r}")
+        if self.scale not in REFINE_SCALES:
+            raise CatsplitError(f"RefineConfig.scale must be one of {REFINE_SCALES}, got {self.scale!r}")
         if self.bias not in REFINE_BIASES:
             raise CatsplitError(f"RefineConfig.bias must be one of {REFINE_BIASES}, got {self.bias!r}")

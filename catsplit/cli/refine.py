@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from catsplit.cli.args import MODEL_OUT_HELP, REPLACE_INPUT_HELP, model_args, out_path, output_args, seed_arg
-from catsplit.config import REFINE_BIASES, RefineConfig
+from catsplit.config import REFINE_BIASES, REFINE_SCALES, RefineConfig
 
 CLIPS_HELP = (".npz (array 'features' [N, D], optional 'ids' [N]; 'labels' are ignored), .npy [N, D] (memory-mapped, "
               "read in chunks) or .safetensors (tensor 'features')")
@@ -28,7 +28,8 @@ def cmd_refine(args: argparse.Namespace) -> int:
         source.check_output(out, args.overwrite, "refined.safetensors")  # before the passes, not after them
         clips, _ = read_unlabelled_clips(args.clips)
         others = read_unlabelled_clips(args.others)[0] if args.others else None
-        config = RefineConfig(iterations=args.iterations, shrinkage=args.shrinkage, bias=args.bias, budget=args.budget)
+        config = RefineConfig(iterations=args.iterations, shrinkage=args.shrinkage, bias=args.bias, scale=args.scale,
+                              budget=args.budget)
         refined = refine(source.head, clips, others=others, seed=args.seed, config=config)
         source.write(refined, out, args.overwrite)
     rec = refined.latest_record()
@@ -84,6 +85,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--shrinkage", type=float, default=RefineConfig.shrinkage,
                    help="covariance shrinkage towards its mean eigenvalue, in [0, 1]")
     p.add_argument("--bias", choices=REFINE_BIASES, default=RefineConfig.bias, help="how the sub biases are set")
+    p.add_argument("--scale", choices=REFINE_SCALES, default=RefineConfig.scale,
+                   help="edit: keep the starting edit's norm; natural: the discriminant's own scale")
     p.add_argument("--budget", type=float, default=RefineConfig.budget,
                    help="with --others: fraction of other clips the subs may take")
     output_args(p, out_help=MODEL_OUT_HELP, overwrite_help=REPLACE_INPUT_HELP)
