@@ -73,7 +73,7 @@ class FinetuneConfig:
 
 
 REFINE_BIASES = ("coarse", "centre", "lda")
-REFINE_SCALES = ("edit", "natural")
+REFINE_SCALES = ("auto", "edit", "natural")
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,13 @@ class RefineConfig:
     # sub biases: "coarse": b_j = b_c (as zero-shot); "centre": b_j = b_c - s a_j.mean_clip (each sub's extra
     # score is zero at the mean coarse clip); "lda": "centre" plus the discriminant's -a_j.(mu_j - mu)/2 + log prior
     # terms, centred over the subs, so the sub-vs-sub boundaries are the discriminant's
-    bias: str = "coarse"
+    # (chosen on the benchmark's val clips: "centre", docs/benchmark.md §8)
+    bias: str = "centre"
     # the scale s of w_j = w_c + s a_j: "edit": the mean norm of the starting edit (w0_j - w_c), so the edit keeps the
-    # zero-shot edit's strength; "natural": s = 1, the Gaussian discriminant's own log-odds (calibrated posteriors)
-    scale: str = "edit"
+    # zero-shot edit's strength against the other classes; "natural": s = 1, the Gaussian discriminant's own log-odds
+    # (calibrated posteriors, what a hierarchical split's sub softmax wants); "auto": edit when flat, natural when
+    # hierarchical (chosen on val clips)
+    scale: str = "auto"
     chunk: int = 65_536  # clips per chunk of a pass: memory is O(chunk * D + D^2), whatever the number of clips
     # the pooled covariance from every stride-th clip of an array holding more clips than this (0: always all): its
     # D x D scatter is the pass's one O(N D^2) cost; 262,144 clips estimate a 256 x 256 covariance well

@@ -212,7 +212,8 @@ def m_step(
     norms = a.norm(dim=1)
     if not float(norms.mean()) > 0:
         return w_prev, b_prev, empty
-    s = target / float(norms.mean()) if config.scale == "edit" else 1.0  # "natural": the discriminant's own scale
+    scale = config.scale if config.scale != "auto" else ("edit" if split.flat else "natural")
+    s = target / float(norms.mean()) if scale == "edit" else 1.0  # "natural": the discriminant's own scale
     w = w_prev.double().clone()
     w[live] = split.coarse_weight.double() + s * a
     b = b_prev

@@ -10,8 +10,8 @@
    built. Two peaks: anonymous memory (RssAnon, sampled every 5 ms: what the process allocates) and the
    resident set (VmHWM, which also counts the mapped file's pages the kernel keeps in the page cache).
 
-The clips come from k Gaussian clusters around the subs' rows, so EM has something to find; the number of
-EM steps run is printed (at most RefineConfig.iterations).
+The clips come from k overlapping Gaussian clusters near (not on) the subs' edits, so EM has something to
+find; the number of EM steps run is printed (at most RefineConfig.iterations, 10).
 """
 
 from __future__ import annotations
@@ -50,11 +50,19 @@ def make_edit(dim: int, seed: int = 0):
     return with_rows(edited, s, s.weight + delta, s.bias, "start", {}), delta.numpy()
 
 
+def centres_of(delta: np.ndarray) -> np.ndarray:
+    """The clusters' centres [K, D]: near the subs' edits but not on them, and overlapping, so that EM has work
+    to do (the starting rows misassign clips, and the assignments settle over several steps)."""
+    rng = np.random.default_rng(12345)
+    return 0.25 * (delta + 0.6 * rng.standard_normal(delta.shape) * np.linalg.norm(delta, axis=1, keepdims=True) / np.sqrt(delta.shape[1]))
+
+
 def clips_of(delta: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """`n` clips [n, D] from K clusters along the subs' edits."""
+    """`n` clips [n, D] from K Gaussian clusters (`centres_of`), unit noise."""
     rng = np.random.default_rng(seed)
+    centres = centres_of(delta)
     which = rng.integers(0, len(delta), n)
-    return (2 * delta[which] + rng.standard_normal((n, delta.shape[1]))).astype(np.float32)
+    return (centres[which] + rng.standard_normal((n, delta.shape[1]))).astype(np.float32)
 
 
 def write_npy(path: Path, n: int, dim: int, delta: np.ndarray, chunk: int = 65_536) -> None:
