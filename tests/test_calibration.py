@@ -103,3 +103,20 @@ def test_errors(setup):
     with pytest.raises(CatsplitError, match="biases"):
         catsplit.calibrate(e, others, scale=False)
     assert 0 < DEFAULT_BUDGET < 1
+
+
+def test_split_can_match_the_scale_itself(setup):
+    head, _, _, _ = setup
+    subs = ["Pushing something " + m for m in MODIFIERS]
+    from conftest import HashEncoder
+
+    enc = HashEncoder()
+    plain = catsplit.split(head, enc, COARSE, subs, method="retrieval")
+    scaled = catsplit.split(head, enc, COARSE, subs, method="retrieval", calibrate="scale")
+    assert scaled.equals(catsplit.calibrate(plain))
+    assert scaled.latest_record()["calibration"] == {"scale": True}
+    assert catsplit.unsplit(scaled, COARSE).equals(head)
+    with pytest.raises(CatsplitError, match="calibrate must be"):
+        catsplit.split(head, enc, COARSE, subs, method="retrieval", calibrate="bias")
+    with pytest.raises(CatsplitError, match="flat splits"):
+        catsplit.split(head, enc, COARSE, subs, method="retrieval", mode="hierarchical", calibrate="scale")
