@@ -70,7 +70,7 @@ def test_only_the_split_rows_change_and_the_record_says_what_was_done(world):
     assert all(torch.equal(refined.undo[k], start.undo[k]) for k in start.undo)
     info = refined.latest_record()["refine"]
     assert info["clips"] == len(train) and info["seed"] == 7 and 1 <= info["iterations"] <= 10
-    assert info["max_iterations"] == 10 and info["shrinkage"] == 0.1 and info["bias"] == RefineConfig.bias
+    assert info["max_iterations"] == 10 and info["shrinkage"] == RefineConfig.shrinkage and info["bias"] == RefineConfig.bias
     assert sum(info["counts"]) == len(train) and "budget" not in info
     assert refined.labels == start.labels
 
