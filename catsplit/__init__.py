@@ -34,6 +34,10 @@ _EXPORTS = {
     "text_head": "catsplit.texthead",
     "finetune": "catsplit.lowshot",
     "FinetuneConfig": "catsplit.config",
+    "refine": "catsplit.refinement",
+    "RefineConfig": "catsplit.config",
+    "relabel": "catsplit.relabelling",
+    "calibrate": "catsplit.calibration",
     "merge": "catsplit.merging",
     "apply": "catsplit.model_edit",
 }
@@ -48,6 +52,10 @@ if TYPE_CHECKING:
     from catsplit.edit import split, unsplit
     from catsplit.config import FinetuneConfig
     from catsplit.lowshot import finetune
+    from catsplit.config import RefineConfig
+    from catsplit.refinement import refine
+    from catsplit.relabelling import relabel
+    from catsplit.calibration import calibrate
     from catsplit.merging import merge
     from catsplit.model_edit import apply
     from catsplit.texthead import text_head

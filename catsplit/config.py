@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from catsplit.checks import check_number_fields
+from catsplit.errors import CatsplitError
 from catsplit.methods.alignment import AlignmentConfig, check_alignment_fields
 from catsplit.methods.registry import get_method
 from catsplit.methods.retrieval import RetrievalConfig, check_retrieval_fields
@@ -69,3 +70,42 @@ class FinetuneConfig:
             positive=("lr",), unit_interval=("ema",),
         )
 
+
+
+REFINE_BIASES = ("coarse", "centre", "lda")
+REFINE_SCALES = ("auto", "edit", "natural")
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    # Label-free refinement (catsplit.refine): hard EM with a shared-covariance Gaussian discriminant.
+    iterations: int = 10  # EM steps at most; it stops sooner once no clip changes sub (a fixed point)
+    # pooled covariance pulled towards its mean eigenvalue: (1 - l) S + l * tr(S)/D * I (val clips, A: 0.03 / 0.1 /
+    # 0.3 / 0.5 / 0.7 / 1.0 gave flat generality 45.0 / 46.7 / 48.9 / 47.8 / 46.9 / 40.6; docs/benchmark.md §8)
+    shrinkage: float = 0.3
+    # sub biases: "coarse": b_j = b_c (as zero-shot); "centre": b_j = b_c - s a_j.mean_clip (each sub's extra
+    # score is zero at the mean coarse clip); "lda": "centre" plus the discriminant's -a_j.(mu_j - mu)/2 + log prior
+    # terms, centred over the subs, so the sub-vs-sub boundaries are the discriminant's
+    # (val clips, A, flat: coarse / centre / lda gave generality 45.6 / 46.7 / 45.3; docs/benchmark.md §8)
+    bias: str = "centre"
+    # the scale s of w_j = w_c + s a_j: "edit": the mean norm of the starting edit (w0_j - w_c), so the edit keeps the
+    # zero-shot edit's strength against the other classes; "natural": s = 1, the Gaussian discriminant's own log-odds
+    # (calibrated posteriors, what a hierarchical split's sub softmax wants); "auto": edit when flat, natural when
+    # hierarchical (chosen on val clips)
+    scale: str = "auto"
+    chunk: int = 65_536  # clips per chunk of a pass: memory is O(chunk * D + D^2), whatever the number of clips
+    # the pooled covariance from every stride-th clip of an array holding more clips than this (0: always all): its
+    # D x D scatter is the pass's one O(N D^2) cost; 262,144 clips estimate a 256 x 256 covariance well
+    covariance_clips: int = 262_144
+    budget: float = 0.01  # with others=: the fraction of other clips the subs may steal (catsplit.calibration)
+
+    def __post_init__(self) -> None:
+        check_number_fields(self, counts=("iterations", "chunk"), non_negative=("shrinkage",), unit_interval=("budget",))
+        if isinstance(self.covariance_clips, bool) or not isinstance(self.covariance_clips, int) or self.covariance_clips < 0:
+            raise CatsplitError(f"RefineConfig.covariance_clips must be an integer >= 0 (0: every clip), got {self.covariance_clips!r}")
+        if self.shrinkage > 1:
+            raise CatsplitError(f"RefineConfig.shrinkage must be in [0, 1], got {self.shrinkage!r}")
+        if self.scale not in REFINE_SCALES:
+            raise CatsplitError(f"RefineConfig.scale must be one of {REFINE_SCALES}, got {self.scale!r}")
+        if self.bias not in REFINE_BIASES:
+            raise CatsplitError(f"RefineConfig.bias must be one of {REFINE_BIASES}, got {self.bias!r}")

@@ -56,6 +56,7 @@ def split(
     config: SplitConfig | None = None,
     gate: float | None = None,
     order: str = "append",
+    calibrate: str | None = None,
 ) -> Head:
     """Split label `coarse` of `head` into the labels `subs`, zero-shot. The input is not modified.
 
@@ -80,14 +81,25 @@ def split(
         order: "append" (default): the old labels without `coarse` keep their order and the subs come
             after them; "keep": the first sub takes `coarse`'s index (its row and output column) and
             the others are appended, so no other label changes index.
+        calibrate: None (default) or "scale": flat splits only, every sub row rescaled to the coarse row's
+            norm (`catsplit.calibrate(..., scale=True)`; locality calibration without data, recorded).
     Returns:
         a new `Head` whose labels are the old ones without `coarse`, plus `subs`.
     """
+    if calibrate is not None and calibrate != "scale":
+        raise CatsplitError(f"calibrate must be None or 'scale', got {calibrate!r}; calibration on clips is catsplit.calibrate(edited, others)")
+    if calibrate is not None and mode == "hierarchical":
+        raise CatsplitError("calibrate='scale' is for flat splits; a hierarchical split keeps other clips' top-1 exactly")
     plan = plan_split(
         head, text_encoder, coarse, subs, method=method, mode=mode, modifiers=modifiers, groups=groups, seed=seed,
         config=config, gate=gate, order=order,
     )
-    return apply_split(head, plan)
+    edited = apply_split(head, plan)
+    if calibrate is None:
+        return edited
+    from catsplit.calibration import calibrate as calibrated  # function level: calibration is above edit's imports
+
+    return calibrated(edited, scale=True)
 
 
 class PlannedSplit(NamedTuple):

@@ -159,6 +159,10 @@ def read_layout(annotations: str | Path, features: str | Path | Mapping[str, np.
         if (folder / "ft_set.csv").is_file():
             target.train_features, target.train_labels = load("ft_set.csv")
         targets.append(target)
+    # clips of other classes for calibration (unlabelled): the other targets' training clips, never held-out ones
+    for t in targets:
+        rest = [o.train_features for o in targets if o is not t and o.train_features is not None and len(o.train_features)]
+        t.other_features = np.concatenate(rest) if rest else None
     return targets
 
 

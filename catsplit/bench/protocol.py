@@ -30,6 +30,7 @@ class Target:
     labels: list[str]  # [N] true label in the edited label space (a sub for clips of `coarse`)
     train_features: np.ndarray | None = None  # [M, D] training clips of `coarse` (low-shot, oracle)
     train_labels: list[str] | None = None  # [M] their subs
+    other_features: np.ndarray | None = None  # [M', D] training clips of every other class, unlabelled (calibration)
 
 
 @dataclass
@@ -161,6 +162,51 @@ def finetuned(name: str, start: Method, shots: int | None) -> Method:
         return make() if key is None else memo(head, (t,) + start.refs, key + (seed,), make)
 
     return Method(name=name, mode=start.mode, edit=edit, key=key, refs=start.refs)
+
+
+def refined(name: str, start: Method, *, calibrate: bool, config=None) -> Method:
+    """Label-free refinement (`catsplit.refine`) of `start`'s split on the target's training clips of the coarse
+    class, their sub labels unused; with `calibrate`, the training clips of the other classes calibrate the
+    sub biases (flat splits)."""
+    from catsplit.refinement import refine
+
+    key = None if start.key is None else ("refine", start.key, calibrate, config)
+
+    def edit(head: Head, t: Target, seed: int) -> Head:
+        if t.train_features is None:
+            raise CatsplitError(f"{name} needs training clips of {t.coarse!r}")
+        if calibrate and t.other_features is None:
+            raise CatsplitError(f"{name} needs training clips of the classes other than {t.coarse!r} (calibration)")
+
+        def make() -> Head:
+            others = t.other_features if calibrate else None
+            return refine(start.edit(head, t, seed), t.train_features, others=others, seed=seed, config=config)
+
+        return make() if key is None else memo(head, (t,) + start.refs, key + (seed,), make)
+
+    return Method(name=name, mode=start.mode, edit=edit, deterministic=start.deterministic, key=key, refs=start.refs)
+
+
+def calibrated(name: str, start: Method, *, others: bool, budget: float | None = None) -> Method:
+    """`start`'s split calibrated for locality (`catsplit.calibrate`): scale matching alone, or with `others`
+    the sub biases shifted on the target's training clips of the other classes."""
+    from catsplit.calibration import DEFAULT_BUDGET, calibrate
+
+    key = None if start.key is None else ("calibrate", start.key, others, budget)
+
+    def edit(head: Head, t: Target, seed: int) -> Head:
+        if others and t.other_features is None:
+            raise CatsplitError(f"{name} needs training clips of the classes other than {t.coarse!r}")
+
+        def make() -> Head:
+            if others:
+                return calibrate(start.edit(head, t, seed), t.other_features, scale=False,
+                                 budget=DEFAULT_BUDGET if budget is None else budget)
+            return calibrate(start.edit(head, t, seed), scale=True)
+
+        return make() if key is None else memo(head, (t,) + start.refs, key + (seed,), make)
+
+    return Method(name=name, mode=start.mode, edit=edit, deterministic=start.deterministic, key=key, refs=start.refs)
 
 
 def random_rows() -> Method:

@@ -4,33 +4,48 @@ from __future__ import annotations
 
 import math
 
-from catsplit.bench.protocol import Method, finetuned, random_rows, zero_shot
+from catsplit.bench.protocol import Method, calibrated, finetuned, random_rows, refined, zero_shot
 from catsplit.errors import CatsplitError
 from catsplit.methods.registry import METHODS
 
 # (name, mode) in table order; "oracle" = new rows trained on all training clips of the subs
 ZERO_SHOT = [("coarse", "flat"), ("text", "flat"), ("retrieval", "flat"), ("alignment", "flat"), ("alignment", "hierarchical")]
-DEFAULT = ZERO_SHOT + [("oracle", "flat")]
+# label-free rows (the coarse class's training clips without sub labels; other classes' clips for calibration)
+LABEL_FREE = [("alignment-scaled", "flat"), ("alignment-calibrated", "flat"), ("refine-retrieval", "flat"),
+              ("refine-alignment", "flat"), ("refine-alignment", "hierarchical")]
+DEFAULT = ZERO_SHOT + LABEL_FREE + [("oracle", "flat")]
 MERGE_WEIGHTS = ("0", "0.25", "0.5", "0.75", "1")
 # `--methods lowshot`: the low-shot, merge and gate rows with their zero-shot references
 LOWSHOT = [(n, "flat") for n in (
     "coarse", "alignment",
-    *(f"finetune-{k}shot-{init}" for k in (1, 5) for init in ("random", "coarse", "alignment")),
+    *(f"finetune-{k}shot-{init}" for k in (1, 5) for init in ("random", "coarse", "alignment")), "finetune-1shot-refine",
     "finetune-full", "merge-alignment-seeds", *(f"merge-zs-1shot-{w}" for w in MERGE_WEIGHTS), "alignment-gate",
 )]
 ALIASES = {"default": DEFAULT, "lowshot": LOWSHOT}
-FINETUNE_STARTS = ("random", "coarse", "alignment")  # what finetune-<k>shot-<start> starts from (the paper's)
+FINETUNE_STARTS = ("random", "coarse", "alignment", "refine")  # what finetune-<k>shot-<start> starts from (the paper's, and refine-alignment)
 
 
 def build(name: str, mode: str, encoder) -> Method:
     """A Method from its table name: a zero-shot method of the registry (coarse, text, retrieval,
-    alignment), oracle, finetune-<k>shot-<random|coarse|alignment>, finetune-full, alignment-gate,
+    alignment), refine-alignment, refine-retrieval, alignment-scaled, alignment-calibrated, oracle,
+    finetune-<k>shot-<random|coarse|alignment|refine>, finetune-full, alignment-gate,
     merge-alignment-seeds, merge-zs-1shot-<w> (w in [0, 1])."""
     if name in METHODS:
         return zero_shot(name, mode, encoder)
     if name == "oracle" or name == "finetune-full":  # all training clips of c, from the coarse row
         m = finetuned(name, zero_shot("coarse", mode, encoder), shots=None)
         m.deterministic = name == "oracle"  # finetune-full: 3 seeds (the seed orders the batches)
+        return m
+    if name in ("refine-alignment", "refine-retrieval"):  # label-free refinement, calibrated when flat
+        start = zero_shot(name.removeprefix("refine-"), mode, encoder)
+        if name == "refine-alignment" and mode == "flat":  # from the scale-matched split (val clips: 54.2 vs 48.9)
+            start = calibrated("alignment-scaled", start, others=False)
+        return refined(name, start, calibrate=mode == "flat")
+    if name in ("alignment-scaled", "alignment-calibrated"):  # locality calibration: no data / other clips
+        if mode != "flat":
+            raise CatsplitError(f"{name} calibrates a flat split; hierarchical splits keep locality exactly")
+        m = calibrated(name, zero_shot("alignment", mode, encoder), others=name == "alignment-calibrated")
+        m.name = name
         return m
     if name == "alignment-gate":  # the similarity gate (sigma 0.3) on alignment's edits
         m = zero_shot("alignment", mode, encoder, gate=0.3)
@@ -70,10 +85,16 @@ def build(name: str, mode: str, encoder) -> Method:
             raise CatsplitError(f"bad method {name!r}: at least 1 shot")
         if init == "random" and mode != "flat":
             raise CatsplitError(f"{name} starts from random rows of a flat split; it has no {mode} mode")
-        start = random_rows() if init == "random" else zero_shot(init, mode, encoder)
+        if init == "random":
+            start = random_rows()
+        elif init == "refine":
+            start = build("refine-alignment", mode, encoder)
+        else:
+            start = zero_shot(init, mode, encoder)
         return finetuned(name, start, shots=int(shots_part))
     raise CatsplitError(
-        f"unknown benchmark method {name!r}; choose {', '.join(METHODS)}, oracle, "
+        f"unknown benchmark method {name!r}; choose {', '.join(METHODS)}, refine-alignment, refine-retrieval, "
+        "alignment-scaled, alignment-calibrated, oracle, "
         f"finetune-<k>shot-<{'|'.join(FINETUNE_STARTS)}>, finetune-full, alignment-gate, merge-alignment-seeds, "
         "merge-zs-1shot-<w>"
     )

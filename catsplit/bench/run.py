@@ -133,6 +133,7 @@ def world_targets(tax, collapsed: Sequence[str], feats: dict, split: str = "test
         targets.append(Target(
             coarse=c, subs=list(tax.fine[c]), features=feats[split], labels=truth,
             train_features=feats["train"][mine], train_labels=[f for f, k in zip(fine_train, mine) if k],
+            other_features=feats["train"][~mine],
         ))
     return targets
 

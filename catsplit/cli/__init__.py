@@ -1,6 +1,7 @@
 """The `catsplit` command: a thin layer over the Python API.
 
     catsplit split | unsplit | finetune | inspect      (editing heads: catsplit/cli/edit.py)
+    catsplit refine | relabel                          (label-free: catsplit/cli/refine.py)
     catsplit bench | demo                              (measuring methods: catsplit/cli/bench.py)
     catsplit export | predict | edit-onnx | triton     (deployment: catsplit/cli/deploy.py)
 
@@ -16,7 +17,7 @@ import sys
 import warnings
 from typing import Any, Sequence
 
-from catsplit.cli import bench, deploy, edit
+from catsplit.cli import bench, deploy, edit, refine
 from catsplit.errors import CatsplitError
 
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="catsplit", description="Split a class of a trained classifier head, zero-shot.")
     sub = parser.add_subparsers(dest="command", required=True)
     edit.add_commands(sub)  # split, unsplit, finetune, inspect
+    refine.add_commands(sub)  # refine, relabel
     bench.add_commands(sub)  # bench, demo
     deploy.add_commands(sub)  # export, predict, edit-onnx, triton
     return parser

@@ -181,3 +181,43 @@ def finite_rows(x: np.ndarray, where: str) -> np.ndarray:
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0][:200] if lines else type(exc).__name__
+
+
+def map_npy(path: str | PathLike, what: str) -> np.ndarray:
+    """A `.npy` file memory-mapped read-only, its header checked as `read_arrays` checks it; nothing is read.
+
+    For clip features too large for memory (`catsplit refine` / `relabel` read them chunk by chunk).
+    """
+    from numpy.lib import format as npformat
+
+    p = Path(path)
+    where = f"{what} {p}"
+    if not p.is_file():
+        raise CatsplitError(f"{where} not found")
+    try:
+        with open(p, "rb") as f:
+            version = npformat.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = npformat.read_array_header_1_0(f, max_header_size=MAX_NPY_HEADER)
+            elif version == (2, 0):
+                shape, fortran, dtype = npformat.read_array_header_2_0(f, max_header_size=MAX_NPY_HEADER)
+            else:
+                raise ValueError(f"format version {version} is not one catsplit reads (1.0 or 2.0)")
+            offset = f.tell()
+            size = os.fstat(f.fileno()).st_size
+    except CatsplitError:
+        raise
+    except Exception as exc:
+        raise CatsplitError(f"{where}: not a valid .npy array ({type(exc).__name__}: {_first_line(exc)})") from None
+    check_dtype(dtype, where)
+    if not isinstance(shape, tuple) or not all(type(n) is int and n >= 0 for n in shape):
+        raise CatsplitError(f"{where}: the header declares shape {shape!r}; a shape is a tuple of sizes >= 0")
+    need = math.prod(shape) * dtype.itemsize
+    if need > size - offset:
+        raise CatsplitError(
+            f"{where}: the header declares shape {shape} of {dtype} ({need} bytes), but the file holds only "
+            f"{max(size - offset, 0)}; it is truncated or damaged"
+        )
+    if need == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.memmap(p, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")

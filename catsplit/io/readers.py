@@ -144,3 +144,46 @@ def _read_clip_labels(path: Path) -> list[Any]:
         return data
     return read_lines(path, "labels")
 
+
+
+def read_unlabelled_clips(features: str | Path) -> tuple[np.ndarray, list[str] | None]:
+    """Unlabelled clip features from a file (what `catsplit refine` and `relabel` read): the formats of
+    `read_clips`, labels ignored; a `.npy` is memory-mapped (read chunk by chunk later, never whole).
+
+    Returns:
+        (features [N, D], clip ids: the `ids` array of a .npz / .safetensors as strings, or None).
+    """
+    from catsplit.io.arrays import map_npy, read_arrays
+
+    path = Path(features)
+    if path.suffix.lower() == ".npy":
+        x = map_npy(path, "features file")
+        ids = None
+    else:
+        arrays = read_arrays(path, "features file")
+        named = {k: v for k, v in arrays.items() if k not in ("labels", "ids")}
+        if "features" in arrays:
+            x = arrays["features"]
+        elif len(named) == 1:
+            x = next(iter(named.values()))
+        else:
+            raise CatsplitError(f"features file {path} holds {sorted(arrays)}; name the [N, D] array 'features'")
+        ids = None
+        if "ids" in arrays:
+            y = arrays["ids"]
+            if y.ndim != 1 or (x.ndim == 2 and y.shape[0] != x.shape[0]):
+                raise CatsplitError(f"ids in {path} must have shape [N] (one per feature row), got {tuple(y.shape)}")
+            if y.dtype.kind == "S":
+                try:
+                    ids = [v.decode("utf-8") for v in y.tolist()]
+                except UnicodeDecodeError as exc:
+                    raise CatsplitError(f"ids in {path} are not UTF-8 text ({exc.reason}); store them as a str array") from None
+            elif y.dtype.kind in "iuU":
+                ids = [str(v) for v in y.tolist()]
+            else:
+                raise CatsplitError(f"ids in {path} must be strings or integers, got dtype {y.dtype}")
+    if x.ndim != 2:
+        raise CatsplitError(f"features in {path} must have shape [N, D], got {tuple(x.shape)}")
+    if x.dtype.kind not in "iuf":
+        raise CatsplitError(f"features in {path} must be numbers (float32), got dtype {x.dtype}")
+    return x, ids

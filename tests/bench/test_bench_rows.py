@@ -12,6 +12,11 @@ def test_every_lowshot_row_can_be_named():
     names = [n for n, _ in specs]
     for init in ("random", "coarse", "alignment"):
         assert f"finetune-1shot-{init}" in names and f"finetune-5shot-{init}" in names
+    assert "finetune-1shot-refine" in names
+    default = table_methods.specs(["default"])
+    assert {("refine-alignment", "flat"), ("refine-alignment", "hierarchical"), ("refine-retrieval", "flat")} <= set(default)
+    with pytest.raises(CatsplitError, match="hierarchical splits keep locality"):
+        table_methods.build("alignment-calibrated", "hierarchical", HashEncoder())
     assert {"finetune-full", "merge-alignment-seeds", "alignment-gate", "coarse", "alignment"} <= set(names)
     assert [n for n in names if n.startswith("merge-zs-1shot-")] == [f"merge-zs-1shot-{w}" for w in ("0", "0.25", "0.5", "0.75", "1")]
     for name, mode in specs:

@@ -36,3 +36,14 @@ def test_model_writeback_benchmark_runs_at_a_tiny_size(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "time: catsplit / copy =" in out.stdout and "memory: catsplit peak / model size =" in out.stdout
     assert list(tmp_path.iterdir()) == []  # its temp folder is gone
+
+
+def test_refine_speed_script_runs_at_a_tiny_size():
+    out = subprocess.run(
+        [sys.executable, "-m", "catsplit.bench.tools.refine_speed", "--repeats", "1", "--clips", "5000", "--dim", "16",
+         "--small-clips", "100"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "refine, 100 clips x 16, k = 8" in out.stdout and "x the read pass" in out.stdout
+    assert "anonymous" in out.stdout

@@ -72,7 +72,7 @@ def safetensors_file(draw, blob: bytes) -> bytes:
 def head_files(draw) -> dict[str, bytes]:
     """A mutated catsplit head file: `head.safetensors`."""
     s = seeds()
-    src = draw(st.sampled_from([s.head, s.edited, s.text_head, s.tuned_source]))
+    src = draw(st.sampled_from([s.head, s.edited, s.text_head, s.tuned_source, s.refinable]))
     return {"head.safetensors": draw(safetensors_file(src.read_bytes()))}
 
 
@@ -80,7 +80,7 @@ def head_files(draw) -> dict[str, bytes]:
 def history_files(draw) -> dict[str, bytes]:
     """An edited head whose `catsplit.history` records are edited (keys dropped, values of the wrong type)."""
     s = seeds()
-    src = draw(st.sampled_from([s.edited, s.tuned_source]))
+    src = draw(st.sampled_from([s.edited, s.tuned_source, s.refinable]))
     header, data = _split_safetensors(src.read_bytes())
     meta = dict(header["__metadata__"])
     history = json.loads(meta["catsplit.history"])

@@ -67,6 +67,8 @@ def head_commands(d: Path, coarse: str = COARSE) -> dict[str, list]:
         "split-hierarchical": split("--mode", "hierarchical"),
         "unsplit": ["unsplit", h, "--coarse", "Lifting something up", "-o", d / "out.safetensors"],
         "finetune": _finetune(h, s.features_npz, d),
+        "refine": ["refine", h, s.features_npz, "-o", d / "out.safetensors"],
+        "relabel": ["relabel", h, s.features_npz, "-o", d / "labels.csv"],
         "inspect": ["inspect", h],
         "inspect-json": ["inspect", h, "--json", "--coarse", COARSE, "--sub", s.subs[0], "--sub", s.subs[1]],
         "export": ["export", h, "-o", d / "out.onnx"],
@@ -134,7 +136,10 @@ def feature_commands(d: Path, kind: str) -> dict[str, list]:
         return {"predict": ["predict", s.onnx_hier, f, "--top", "3"], "predict-flat": ["predict", s.onnx_flat, f, "--json"]}
     f = d / {"npz": "feats.npz", "npy": "feats.npy", "safetensors": "feats.safetensors"}[kind]
     extra = ["--labels", s.clip_labels_json] if kind == "npy" else []
-    return {"finetune": _finetune(s.tuned_source, f, d, *extra), "finetune-shots": _finetune(s.tuned_source, f, d, *extra, "--shots", "1")}
+    return {"finetune": _finetune(s.tuned_source, f, d, *extra), "finetune-shots": _finetune(s.tuned_source, f, d, *extra, "--shots", "1"),
+            "refine": ["refine", s.refinable, f, "-o", d / "out.safetensors"],
+            "refine-others": ["refine", s.refinable, f, "--others", f, "-o", d / "out.safetensors"],
+            "relabel": ["relabel", s.refinable, f, "-o", d / "labels.csv"]}
 
 
 def layout_commands(d: Path) -> dict[str, list]:
@@ -190,8 +195,8 @@ def seed_files(kind: str) -> list[dict[str, bytes]]:
     s = seeds()
     tree = lambda folder, into: {f"{into}/{k}": v for k, v in read_tree(folder).items()}  # noqa: E731
     return {
-        "head": [{"head.safetensors": p.read_bytes()} for p in (s.head, s.edited, s.text_head, s.tuned_source)],
-        "history": [{"head.safetensors": p.read_bytes()} for p in (s.edited, s.tuned_source)],
+        "head": [{"head.safetensors": p.read_bytes()} for p in (s.head, s.edited, s.text_head, s.tuned_source, s.refinable)],
+        "history": [{"head.safetensors": p.read_bytes()} for p in (s.edited, s.tuned_source, s.refinable)],
         "checkpoint": [{"ckpt.pt": s.checkpoint.read_bytes()}],
         "onnx": [{"model.onnx": p.read_bytes()} for p in (s.onnx_flat, s.onnx_hier, s.onnx_foreign, s.onnx_softmax)],
         "labels": [{n: (s.root / n).read_bytes()} for n in LABEL_FILES],

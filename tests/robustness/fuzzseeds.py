@@ -165,6 +165,7 @@ class Seeds:
     edited: Path  # hierarchical + flat splits: tables, history, undo tensors, groups
     text_head: Path  # bfloat16 text head with templates
     tuned_source: Path  # a head whose latest edit is a flat split of COARSE (for finetune)
+    refinable: Path  # a head whose latest edit is a flat retrieval split of COARSE (for refine, relabel)
     checkpoint: Path  # PyTorch checkpoint: state_dict.model.fc.{weight,bias} among other entries
     labels_json: Path
     labels_map: Path
@@ -228,6 +229,7 @@ def _build_seeds(root: Path) -> Seeds:
     text.save(root / "text.safetensors")
     tuned = catsplit.split(head, None, COARSE, subs[:3], method="coarse")
     tuned.save(root / "tuned.safetensors")
+    catsplit.split(head, enc, COARSE, subs[:3], method="retrieval").save(root / "refinable.safetensors")
 
     torch.save({"state_dict": {"model.fc.weight": head.weight.clone(), "model.fc.bias": head.bias.clone(),
                                "model.backbone.conv.weight": torch.randn(2, 3)}, "epoch": 3, "note": "x"},
@@ -277,7 +279,7 @@ def _build_seeds(root: Path) -> Seeds:
     torch.save(state, root / "backbone.pt")
     return Seeds(
         root=root, head=root / "head.safetensors", edited=root / "edited.safetensors", text_head=root / "text.safetensors",
-        tuned_source=root / "tuned.safetensors", checkpoint=root / "ckpt.pt", labels_json=root / "labels.json",
+        tuned_source=root / "tuned.safetensors", refinable=root / "refinable.safetensors", checkpoint=root / "ckpt.pt", labels_json=root / "labels.json",
         labels_map=root / "labels_map.json", labels_txt=root / "labels.txt", subs_txt=root / "subs.txt",
         groups_json=root / "groups.json", modifiers_json=root / "modifiers.json", clip_labels_json=root / "clip_labels.json",
         features_npz=root / "feats.npz", features_npy=root / "feats.npy", features_st=root / "feats.safetensors",

@@ -26,7 +26,7 @@ from fuzzcommands import KINDS, seed_files
 from fuzzkit import EXAMPLES, CaseDir, check_outcome, fuzz_settings, run_cli, write_case
 
 MATRIX_EXAMPLES = max(10, EXAMPLES // 100)
-SUBCOMMANDS = {"split", "unsplit", "finetune", "inspect", "bench", "demo", "export", "predict", "edit-onnx", "triton"}
+SUBCOMMANDS = {"split", "unsplit", "finetune", "refine", "relabel", "inspect", "bench", "demo", "export", "predict", "edit-onnx", "triton"}
 
 
 @pytest.fixture(scope="module")
