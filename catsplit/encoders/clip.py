@@ -126,36 +126,39 @@ class CLIPTextEncoder(BatchedTextEncoder):
         cfg, where = self._cfg, self.model_dir / "model.safetensors"
         H, I = cfg["hidden_size"], cfg["intermediate_size"]
         tower = {k.removeprefix(_PREFIX): v for k, v in sd.items() if k.startswith(_PREFIX) or not k.startswith("vision_model.")}
-        shapes: dict[str, tuple[int, ...]] = {
-            "embeddings.token_embedding.weight": (cfg["vocab_size"], H),
-            "embeddings.position_embedding.weight": (cfg["max_position_embeddings"], H),
-            "final_layer_norm.weight": (H,), "final_layer_norm.bias": (H,),
-        }
-        for i in range(cfg["num_hidden_layers"]):
-            p = f"encoder.layers.{i}."
+        has_projection = "text_projection.weight" in tower
+        if projection and not has_projection:
+            raise CatsplitError(f"{where} has no text_projection.weight (a CLIPTextModel); pass projection=None or False")
+        w: dict[str, torch.Tensor] = {}
+
+        def take(shapes: dict[str, tuple[int, ...]]) -> None:
+            for k, shape in shapes.items():
+                if k not in tower:
+                    raise CatsplitError(f"{where}: tensor {k!r} missing (nor under {_PREFIX!r})")
+                t = tower[k]
+                if t.ndim != len(shape) or any(s != -1 and s != d for s, d in zip(shape, t.shape)):
+                    raise CatsplitError(f"{where}: {k} has shape {tuple(t.shape)}, config says {shape}")
+                if not t.is_floating_point():
+                    raise CatsplitError(f"{where}: tensor {k!r} has dtype {str(t.dtype).removeprefix('torch.')}; CLIP weights are floats")
+                w[k] = t.to(self.device, torch.float32)
+                if not torch.isfinite(w[k]).all():
+                    raise CatsplitError(f"{where}: tensor {k!r} holds NaN or inf; the weights are damaged")
+
+        top = {"embeddings.token_embedding.weight": (cfg["vocab_size"], H),
+               "embeddings.position_embedding.weight": (cfg["max_position_embeddings"], H),
+               "final_layer_norm.weight": (H,), "final_layer_norm.bias": (H,)}
+        if has_projection and projection is not False:
+            top["text_projection.weight"] = (cfg.get("projection_dim") or -1, H)
+        take(top)
+        for i in range(cfg["num_hidden_layers"]):  # layer by layer: a forged layer count fails at the first missing one
+            p, shapes = f"encoder.layers.{i}.", {}
             for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
                 shapes[f"{p}self_attn.{name}.weight"], shapes[f"{p}self_attn.{name}.bias"] = (H, H), (H,)
             for ln in ("layer_norm1", "layer_norm2"):
                 shapes[f"{p}{ln}.weight"], shapes[f"{p}{ln}.bias"] = (H,), (H,)
             shapes[f"{p}mlp.fc1.weight"], shapes[f"{p}mlp.fc1.bias"] = (I, H), (I,)
             shapes[f"{p}mlp.fc2.weight"], shapes[f"{p}mlp.fc2.bias"] = (H, I), (H,)
-        has_projection = "text_projection.weight" in tower
-        if projection and not has_projection:
-            raise CatsplitError(f"{where} has no text_projection.weight (a CLIPTextModel); pass projection=None or False")
-        if has_projection and projection is not False:
-            shapes["text_projection.weight"] = (cfg.get("projection_dim") or -1, H)
-        w: dict[str, torch.Tensor] = {}
-        for k, shape in shapes.items():
-            if k not in tower:
-                raise CatsplitError(f"{where}: tensor {k!r} missing (nor under {_PREFIX!r})")
-            t = tower[k]
-            if t.ndim != len(shape) or any(s != -1 and s != d for s, d in zip(shape, t.shape)):
-                raise CatsplitError(f"{where}: {k} has shape {tuple(t.shape)}, config says {shape}")
-            if not t.is_floating_point():
-                raise CatsplitError(f"{where}: tensor {k!r} has dtype {str(t.dtype).removeprefix('torch.')}; CLIP weights are floats")
-            w[k] = t.to(self.device, torch.float32)
-            if not torch.isfinite(w[k]).all():
-                raise CatsplitError(f"{where}: tensor {k!r} holds NaN or inf; the weights are damaged")
+            take(shapes)
         return w
 
     def _forward(self, ids: torch.Tensor) -> torch.Tensor:
