@@ -65,7 +65,8 @@ def mean_modifier_rows(weight: np.ndarray, labels: Sequence[str], coarse: str, s
 
 
 def diagnose(cache_dir: str, encoder, world_config=None, partition_seed: int = 0, *, eval_split: str = "test",
-             methods: Sequence[str] = ("default",), seeds: int = 1, config=None, text4vis: bool = True) -> dict:
+             methods: Sequence[str] = ("default",), seeds: int = 1, config=None, text4vis: bool = True,
+             partitions: Sequence[str] = ("A", "B")) -> dict:
     """All measurements for both partitions (see the module docstring).
 
     Args:
@@ -79,6 +80,7 @@ def diagnose(cache_dir: str, encoder, world_config=None, partition_seed: int = 0
         config: a ``SplitConfig`` for the zero-shot methods (and the rows that start from them); None: defaults.
         text4vis: also the Text4Vis split of the cached text head (it needs the encoder that head was trained
             with: leave it off for another encoder).
+        partitions: which of "A" and "B" to measure (only their files are needed).
 
     Returns:
         {partition: {"consistency": {...}, "text": {...}, "generality": {row: {family: %}}}}, rows named
@@ -102,7 +104,9 @@ def diagnose(cache_dir: str, encoder, world_config=None, partition_seed: int = 0
         raise CatsplitError(f"seeds must be a positive integer, got {seeds!r}")
     wc = world_config or world.WorldConfig()
     tax = world.taxonomy(wc)
-    parts = dict(zip("AB", world.partition(tax, partition_seed)))
+    if isinstance(partitions, str) or not partitions or not set(partitions) <= {"A", "B"}:
+        raise CatsplitError(f"partitions must be a non-empty list of 'A' and 'B', got {partitions!r}")
+    parts = {p: c for p, c in zip("AB", world.partition(tax, partition_seed)) if p in partitions}
     kinds = ("linear", "text4vis") if text4vis else ("linear",)
     files = [f"{p}-{k}{s}" for p in parts for k in kinds for s in (".safetensors", "-features.npz")]
     missing = [n for n in files if not os.path.exists(os.path.join(cache_dir, n))]
@@ -178,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=1, help="seeds per row (pooled)")
     ap.add_argument("--split-option", nargs="+", metavar="KEY=VALUE", default=[],
                     help="SplitConfig fields for the zero-shot methods, e.g. normalise_modifiers=false")
+    ap.add_argument("--partitions", nargs="+", default=["A", "B"], choices=["A", "B"])
     ap.add_argument("--json", help="also write the report as JSON to this file (not overwritten)")
     args = ap.parse_args(argv)
     config = override(SplitConfig(), args.split_option, "--split-option") if args.split_option else None
@@ -186,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         check_destination(args.json, overwrite=False, example="diagnose.json")  # before any work
     report = diagnose(args.cache, load_text_encoder(args.encoder), eval_split=args.eval_split, methods=args.methods,
-                      seeds=args.seeds, config=config, text4vis=args.encoder is None)
+                      seeds=args.seeds, config=config, text4vis=args.encoder is None,
+                      partitions=args.partitions)
     for p, r in report.items():
         cons = r["consistency"]
         print(f"partition {p}: modifier vectors across fine actions, mean pairwise cosine "

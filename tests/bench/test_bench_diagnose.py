@@ -72,3 +72,12 @@ def test_diagnose_needs_cached_val_features_for_the_val_clips(tmp_path):
         Dg.diagnose(str(tmp_path), encoder=None, eval_split="val")
     with pytest.raises(CatsplitError, match="eval_split must be 'test' or 'val'"):
         Dg.diagnose(str(tmp_path), encoder=None, eval_split="train")
+
+
+def test_diagnose_reads_only_the_partitions_asked_for(tmp_path):
+    for name in ("B-linear.safetensors", "B-linear-features.npz"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(CatsplitError, match=r"lacks \['A-linear.safetensors', 'A-linear-features.npz'\]"):
+        Dg.diagnose(str(tmp_path), encoder=None, text4vis=False, partitions=["A"])
+    with pytest.raises(CatsplitError, match="partitions must be"):
+        Dg.diagnose(str(tmp_path), encoder=None, partitions=["C"])

@@ -79,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--methods", nargs="+", default=["retrieval", "alignment"])
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--split-option", nargs="+", metavar="KEY=VALUE", default=[])
+    ap.add_argument("--partitions", nargs="+", default=["A", "B"], choices=["A", "B"])
     args = ap.parse_args(argv)
     wc = world.WorldConfig.quick(seed=0) if args.quick else world.WorldConfig()
     config = override(SplitConfig(), args.split_option, "--split-option") if args.split_option else None
@@ -89,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         enc = make(name)
         t0 = time.perf_counter()
         report = diagnose(args.cache, enc, world_config=wc, eval_split=args.eval_split, methods=args.methods,
-                          seeds=args.seeds, config=config, text4vis=False)
+                          seeds=args.seeds, config=config, text4vis=False,
+                          partitions=args.partitions)
         seconds = time.perf_counter() - t0
         for p, r in report.items():
             for row, g in r["generality"].items():
