@@ -14,6 +14,7 @@ from catsplit.text import CachedEncoder, NearDuplicateWarning, encode, lower_fir
 
 COARSE = "Pushing something"
 FAST = SplitConfig(max_steps=20)
+RAW = SplitConfig(normalise_modifiers=False)  # modifiers encoded as written
 
 
 @pytest.mark.parametrize(
@@ -62,12 +63,13 @@ def test_subs_with_identical_modifiers_are_warned_about(head16_and_subs, encoder
 
 
 def test_subs_the_encoder_cannot_tell_apart_are_named_in_a_warning(encoder, head_and_subs):
-    """The bag-of-words encoder gives "from left to right" and "from right to left" one embedding."""
+    """The bag-of-words encoder gives "from left to right" and "from right to left" one embedding (the modifiers
+    as written: normalised, they differ; tests/test_modifiers.py)."""
     head, subs = head_and_subs
     lr, rl = subs[0], subs[1]
     for method in ("alignment", "text"):
         with pytest.warns(UserWarning, match="barely tells these apart") as caught:
-            edited = catsplit.split(head, encoder, COARSE, subs, method=method)
+            edited = catsplit.split(head, encoder, COARSE, subs, method=method, config=RAW)
         message = str(caught[0].message)
         assert caught[0].category is catsplit.text.NearDuplicateWarning  # filterable by category
         assert repr(lr) in message and repr(rl) in message and f"method={method!r}" in message
@@ -75,7 +77,7 @@ def test_subs_the_encoder_cannot_tell_apart_are_named_in_a_warning(encoder, head
         assert caught[0].filename == __file__  # points at the caller's split(...)
     assert list(edited.labels[-len(subs):]) == subs  # a warning, not a refusal
     with pytest.warns(UserWarning, match="barely tells these apart"):
-        details = catsplit.split(head, encoder, COARSE, subs, method="alignment").history[-1]["details"]
+        details = catsplit.split(head, encoder, COARSE, subs, method="alignment", config=RAW).history[-1]["details"]
     assert [tuple(pair[:2]) for pair in details["near_duplicates"]] == [(lr, rl)]  # recorded in the edit's history
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # texts the encoder separates: no warning; retrieval: never
@@ -89,7 +91,8 @@ def test_the_tie_warning_points_at_the_callers_line_on_every_path(tmp_path, enco
     head.save(tmp_path / "h.safetensors")
     for method in ("alignment", "text"):
         with pytest.warns(catsplit.text.NearDuplicateWarning) as caught:
-            catsplit.split_file(tmp_path / "h.safetensors", tmp_path / f"{method}.safetensors", encoder, COARSE, subs, method=method)
+            catsplit.split_file(tmp_path / "h.safetensors", tmp_path / f"{method}.safetensors", encoder, COARSE, subs,
+                                method=method, config=RAW)
         assert [w.filename for w in caught] == [__file__]  # one warning, at this line's file
         details = load_head(tmp_path / f"{method}.safetensors").latest_record()["details"]
         assert [tuple(p[:2]) for p in details["near_duplicates"]] == [(subs[0], subs[1])]  # text records its ties too
