@@ -92,3 +92,13 @@ def test_the_gate_compares_normalised_texts(head_and_subs, encoder):
         warnings.simplefilter("ignore", NearDuplicateWarning)
         catsplit.split(head, spy, COARSE, subs, method="retrieval", gate=0.3, config=SplitConfig(normalise_modifiers=True))
     assert "from right to left" not in spy.seen
+
+
+def test_normalisation_is_on_by_default(head_and_subs, encoder):
+    """Chosen on the benchmark's val clips (docs/benchmark.md section 8)."""
+    assert SplitConfig().normalise_modifiers and AlignmentConfig().normalise_modifiers and RetrievalConfig().normalise_modifiers
+    head, subs = head_and_subs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NearDuplicateWarning)
+        record = catsplit.split(head, encoder, COARSE, subs, method="retrieval").history[-1]
+    assert record["details"]["modifier_text"]["encoded"][subs[0]] == "to the right"
