@@ -318,6 +318,13 @@ def check_number_fields(
             raise bad_field(config, name, "a number in [0, 1)")
 
 
+def check_flag(config: Any, name: str) -> None:
+    """`config.<name>` is a bool (numpy's too): CatsplitError naming `<class>.<field>` otherwise (1 or "yes" are refused)."""
+    v = getattr(config, name)
+    if not isinstance(v, (bool, np.bool_)):
+        raise bad_field(config, name, "True or False")
+
+
 def bad_field(config: object, name: str, need: str) -> CatsplitError:
     return CatsplitError(f"{type(config).__name__}.{name} must be {need}, got {getattr(config, name)!r}")
 

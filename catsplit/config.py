@@ -35,6 +35,8 @@ class SplitConfig:
     ema: float = AlignmentConfig.ema
     patience: int = AlignmentConfig.patience
     min_delta: float = AlignmentConfig.min_delta
+    # retrieval and alignment: modifier texts rewritten before encoding ("from left to right" -> "to the right")
+    normalise_modifiers: bool = AlignmentConfig.normalise_modifiers
     # text (TextConfig): the ridge grid
     ridge_lambdas: tuple[float, ...] = field(default=TextConfig.ridge_lambdas)
 

@@ -165,7 +165,7 @@ def plan_split(
         raise CatsplitError(f"gate must be a positive number (sigma), got {gate!r}")
     result = spec.rows(ctx)
     new_rows = np.asarray(result.rows, dtype=np.float32)  # [k, D]
-    warn_near_duplicates(spec.name, *result.ties)  # once, after the method succeeded
+    warn_near_duplicates(spec.name, *result.ties, text_encoder)  # once, after the method succeeded
     details = dict(result.details)
     if gate is not None:
         new_rows, details["gate"] = gated(ctx, new_rows, float(gate))

@@ -18,7 +18,7 @@ from catsplit.text import encode
 def gated(ctx: SplitContext, rows: np.ndarray, sigma: float) -> tuple[np.ndarray, dict[str, Any]]:
     """Scale the edits of `rows` [k, D] -> (gated rows [k, D], the gate's entry of the edit record's details)."""
     d = ctx.dictionary
-    emb = encode(ctx.encoder, ctx.sub_modifiers + d.modifiers)
+    emb = encode(ctx.encoder, ctx.sub_inputs + ctx.modifier_inputs(d.modifiers))
     k = len(ctx.sub_modifiers)
     s = (emb[:k] @ emb[k:].T).max(axis=1)  # [k] best similarity to a known modifier
     lam = np.exp(-(1.0 - s) / sigma)

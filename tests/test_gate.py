@@ -1,6 +1,8 @@
 """catsplit.gate: the similarity gate — lambda = exp(-(1 - s) / sigma) scales each edit, and is recorded."""
 
 import numpy as np
+
+from catsplit.modifiers import encoder_texts
 import pytest
 
 import catsplit
@@ -34,7 +36,8 @@ def test_lambda_is_exp_of_the_best_similarity_over_sigma(head_and_subs, encoder,
     subs = subs[:2] + ["Pushing something in a zigzag"]
     gate = catsplit.split(head, encoder, COARSE, subs, method="retrieval", gate=sigma).history[-1]["details"]["gate"]
     assert gate["sigma"] == sigma
-    emb = encode(encoder, ["from left to right", "from right to left", "in a zigzag"] + MODIFIERS)
+    # the texts compared are the normalised modifiers (normalise_modifiers is on by default)
+    emb = encode(encoder, encoder_texts(["from left to right", "from right to left", "in a zigzag"] + MODIFIERS, True))
     s = (emb[:3] @ emb[3:].T).max(axis=1)  # each sub's best cosine to a modifier of the dictionary
     np.testing.assert_allclose(gate["similarity"], s, atol=1e-5)
     np.testing.assert_allclose(gate["lambda"], np.exp(-(1 - s) / sigma), atol=1e-5)

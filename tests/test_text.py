@@ -14,6 +14,7 @@ from catsplit.text import CachedEncoder, NearDuplicateWarning, encode, lower_fir
 
 COARSE = "Pushing something"
 FAST = SplitConfig(max_steps=20)
+RAW = SplitConfig(normalise_modifiers=False)  # modifiers encoded as written
 
 
 @pytest.mark.parametrize(
@@ -62,12 +63,13 @@ def test_subs_with_identical_modifiers_are_warned_about(head16_and_subs, encoder
 
 
 def test_subs_the_encoder_cannot_tell_apart_are_named_in_a_warning(encoder, head_and_subs):
-    """The bag-of-words encoder gives "from left to right" and "from right to left" one embedding."""
+    """The bag-of-words encoder gives "from left to right" and "from right to left" one embedding (the modifiers
+    as written: normalised, they differ; tests/test_modifiers.py)."""
     head, subs = head_and_subs
     lr, rl = subs[0], subs[1]
     for method in ("alignment", "text"):
         with pytest.warns(UserWarning, match="barely tells these apart") as caught:
-            edited = catsplit.split(head, encoder, COARSE, subs, method=method)
+            edited = catsplit.split(head, encoder, COARSE, subs, method=method, config=RAW)
         message = str(caught[0].message)
         assert caught[0].category is catsplit.text.NearDuplicateWarning  # filterable by category
         assert repr(lr) in message and repr(rl) in message and f"method={method!r}" in message
@@ -75,7 +77,7 @@ def test_subs_the_encoder_cannot_tell_apart_are_named_in_a_warning(encoder, head
         assert caught[0].filename == __file__  # points at the caller's split(...)
     assert list(edited.labels[-len(subs):]) == subs  # a warning, not a refusal
     with pytest.warns(UserWarning, match="barely tells these apart"):
-        details = catsplit.split(head, encoder, COARSE, subs, method="alignment").history[-1]["details"]
+        details = catsplit.split(head, encoder, COARSE, subs, method="alignment", config=RAW).history[-1]["details"]
     assert [tuple(pair[:2]) for pair in details["near_duplicates"]] == [(lr, rl)]  # recorded in the edit's history
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # texts the encoder separates: no warning; retrieval: never
@@ -89,7 +91,8 @@ def test_the_tie_warning_points_at_the_callers_line_on_every_path(tmp_path, enco
     head.save(tmp_path / "h.safetensors")
     for method in ("alignment", "text"):
         with pytest.warns(catsplit.text.NearDuplicateWarning) as caught:
-            catsplit.split_file(tmp_path / "h.safetensors", tmp_path / f"{method}.safetensors", encoder, COARSE, subs, method=method)
+            catsplit.split_file(tmp_path / "h.safetensors", tmp_path / f"{method}.safetensors", encoder, COARSE, subs,
+                                method=method, config=RAW)
         assert [w.filename for w in caught] == [__file__]  # one warning, at this line's file
         details = load_head(tmp_path / f"{method}.safetensors").latest_record()["details"]
         assert [tuple(p[:2]) for p in details["near_duplicates"]] == [(subs[0], subs[1])]  # text records its ties too
@@ -151,3 +154,67 @@ def test_embeddings_whose_norm_leaves_float32_come_out_as_unit_rows(value, dtype
 def test_ordinary_embeddings_are_normalised_exactly_as_before():
     rows = np.random.default_rng(0).standard_normal((5, 7)).astype(np.float32)
     np.testing.assert_array_equal(encode(lambda t: rows[: len(t)], list("abcde")), rows / np.linalg.norm(rows, axis=1, keepdims=True))
+
+
+class CompressedEncoder:
+    """Every text at cosine about 0.9 to every other (one large shared direction, as multilingual-e5), except that
+    the two `close` texts sit at cosine 0.98: far apart for this encoder, near duplicates by MiniLM's 0.97."""
+
+    def __init__(self, close=("to the right", "to the left"), dim=64):
+        self.dim, self.close, self.calls = dim, close, []
+
+    def __call__(self, texts):
+        self.calls.append(list(texts))
+        rng = np.random.default_rng(0)
+        shared, own = np.zeros(self.dim), rng.standard_normal(self.dim)
+        shared[0] = 1.0
+        own -= own[0] * shared
+        own /= np.linalg.norm(own)
+        out = []
+        for t in texts:
+            v = np.random.default_rng(int.from_bytes(t.encode()[:8].ljust(8, b"."), "little")).standard_normal(self.dim)
+            v -= v[0] * shared
+            v = own if t in self.close else v / np.linalg.norm(v)
+            if t == self.close[1]:  # cosine 0.98 in the texts' own part
+                w = np.random.default_rng(1).standard_normal(self.dim)
+                w -= w[0] * shared + (w @ own) * own
+                v = 0.8 * own + 0.6 * w / np.linalg.norm(w)
+            out.append(3.0 * shared + v)  # cosine of unit parts c -> (9 + c) / 10
+        return np.array(out, np.float32)
+
+
+def test_the_near_duplicate_threshold_follows_the_encoders_background():
+    from catsplit.text import NEAR_DUPLICATE, near_duplicate_threshold, near_duplicates
+
+    enc = CompressedEncoder()
+    emb = encode(enc, list(enc.close))
+    assert 0.975 < float(emb[0] @ emb[1]) < 0.99  # above MiniLM's 0.97
+    threshold = near_duplicate_threshold(enc)
+    assert threshold > 0.99  # background about 0.9: 1 - 0.03 * 0.1
+    assert near_duplicate_threshold(enc) == threshold and len(enc.calls) == 2  # measured once per encoder
+    assert near_duplicates(list(enc.close), emb, ["a", "b"], enc) == ([], [])
+    assert near_duplicates(list(enc.close), emb, ["a", "b"])[1]  # without the encoder: the fixed 0.97
+    # an encoder that says its threshold is taken at its word; MiniLM's is the 0.97 the warnings always used
+    enc.near_duplicate = 0.95
+    assert near_duplicate_threshold(enc) == 0.95 and len(enc.calls) == 2
+    from catsplit.encoders import MiniLMEncoder
+
+    assert MiniLMEncoder.near_duplicate == NEAR_DUPLICATE == 0.97
+    enc.near_duplicate = 1.5
+    with pytest.raises(CatsplitError, match="near_duplicate must be a cosine in \\(0, 1\\], got 1.5"):
+        near_duplicate_threshold(enc)
+    assert near_duplicate_threshold(CachedEncoder(CompressedEncoder())) > 0.99  # a cache asks the encoder it wraps
+
+
+def test_a_compressing_encoder_gets_no_false_tie_warning(head_and_subs):
+    head, subs = head_and_subs
+    lr, rl = subs[0], subs[1]
+    enc = CompressedEncoder(close=("to the right", "to the left"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NearDuplicateWarning)
+        edited = catsplit.split(head, enc, COARSE, [lr, rl], modifiers={lr: "to the right", rl: "to the left"},
+                                config=FAST)
+    assert "near_duplicates" not in edited.history[-1].get("details", {})
+    enc.near_duplicate = 0.97  # the old fixed threshold: the same split is warned about, with the threshold shown
+    with pytest.warns(NearDuplicateWarning, match=r"cosine >= 0\.97\)"):
+        catsplit.split(head, enc, COARSE, [lr, rl], modifiers={lr: "to the right", rl: "to the left"}, config=FAST)

@@ -87,7 +87,8 @@ def cmd_split(args: argparse.Namespace) -> int:
         encoder = None if args.method == "coarse" else load_text_encoder(args.encoder)
         options = dict(
             method=args.method, mode=args.mode, modifiers=read_json_option(args.modifiers, "modifiers"),
-            groups=read_json_option(args.groups, "groups"), seed=args.seed, config=SplitConfig(alpha=args.alpha, beta=args.beta),
+            groups=read_json_option(args.groups, "groups"), seed=args.seed,
+            config=SplitConfig(alpha=args.alpha, beta=args.beta, normalise_modifiers=not args.raw_modifiers),
             order=args.order,
         )
         if source.model is None:
@@ -184,6 +185,9 @@ def add_commands(sub: Any) -> None:
     # The defaults are the retrieval method's own (read from its config, not repeated here).
     p.add_argument("--alpha", type=float, default=RetrievalConfig.alpha, help="retrieval: weight of modifier similarity")
     p.add_argument("--beta", type=float, default=RetrievalConfig.beta, help="retrieval: weight of label similarity")
+    p.add_argument("--raw-modifiers", action="store_true",
+                   help="retrieval, alignment: encode modifier texts as written (default: 'from left to right' is "
+                   "encoded as 'to the right'; see SplitConfig.normalise_modifiers)")
     output_args(p, out_help=MODEL_OUT_HELP, overwrite_help=REPLACE_INPUT_HELP)
     p.set_defaults(func=cmd_split)
 

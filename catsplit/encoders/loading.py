@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from catsplit.encoders.clip import CLIP_FILES, CLIPTextEncoder, is_clip_config
 from catsplit.encoders.minilm import MiniLMEncoder
 from catsplit.encoders.onnx import ONNX_FILES, OnnxTextEncoder
 from catsplit.errors import CatsplitError
@@ -44,8 +45,9 @@ def load_text_encoder(spec: Any = None) -> Any:
 
     Args:
         spec: None (the default MiniLM); a callable list[str] -> [N, E] array (returned as is);
-            a folder (str or Path) with model.onnx + tokenizer.json (-> OnnxTextEncoder) or with
-            model.safetensors + tokenizer.json + config.json of a BERT (-> MiniLMEncoder).
+            a folder (str or Path) with model.onnx + tokenizer.json (-> OnnxTextEncoder), or with
+            model.safetensors + tokenizer.json + config.json of a CLIP text tower or CLIP model
+            (config model_type clip_text_model or clip -> CLIPTextEncoder) or of a BERT (-> MiniLMEncoder).
 
     Returns:
         A callable list[str] -> float32 [N, E].
@@ -62,12 +64,14 @@ def load_text_encoder(spec: Any = None) -> Any:
         if folder.is_dir():
             if all((folder / f).is_file() for f in ONNX_FILES):
                 return OnnxTextEncoder(folder)
+            if all((folder / f).is_file() for f in CLIP_FILES) and is_clip_config(folder / "config.json"):
+                return CLIPTextEncoder(folder)
             if all((folder / f).is_file() for f in MINILM_FILES):
                 return MiniLMEncoder(model_dir=folder)
             present = sorted(p.name for p in folder.iterdir())[:20]
             raise CatsplitError(
                 f"text encoder folder {folder} holds neither model.onnx + tokenizer.json (ONNX) nor "
-                f"model.safetensors + tokenizer.json + config.json (BERT / MiniLM); it holds {present}"
+                f"model.safetensors + tokenizer.json + config.json (CLIP text, BERT / MiniLM); it holds {present}"
             )
         raise CatsplitError(
             f"text encoder {str(folder)!r} is not a folder; expected a folder with model.onnx + "

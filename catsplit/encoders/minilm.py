@@ -16,6 +16,7 @@ from catsplit.encoders.base import BatchedTextEncoder, load_tokenizer
 from catsplit.errors import CatsplitError
 from catsplit.io.readers import read_json
 from catsplit.optional import MINILM_FILES, require_minilm
+from catsplit.text import NEAR_DUPLICATE
 
 if TYPE_CHECKING:  # type names only; never imported at run time here
     import torch
@@ -56,6 +57,10 @@ class MiniLMEncoder(BatchedTextEncoder):
     Matches `sentence_transformers.SentenceTransformer("all-MiniLM-L6-v2")` to cosine >= 0.9999
     without sentence-transformers or transformers installed.
     """
+
+    # cosine at or above which two different texts count as near duplicates (catsplit.text.near_duplicate_threshold):
+    # the value the warnings always used for MiniLM, kept; other encoders get one from their background cosines
+    near_duplicate: float = NEAR_DUPLICATE
 
     def __init__(
         self,

@@ -47,10 +47,11 @@ class Method:
     summary: str
 
 
-def find_ties(texts: Sequence[str], emb: np.ndarray, subs: Sequence[str]) -> tuple[Ties, dict[str, Any]]:
-    """The subs whose embedded `texts` [k] (unit embeddings `emb` [k, E]) nearly coincide, and the
-    `near_duplicates` entry of the edit record's details (empty when there are none)."""
-    identical, close = near_duplicates(texts, emb, subs)
+def find_ties(texts: Sequence[str], emb: np.ndarray, subs: Sequence[str], encoder: Any = None) -> tuple[Ties, dict[str, Any]]:
+    """The subs whose embedded `texts` [k] (unit embeddings `emb` [k, E], made by `encoder`, whose
+    `near_duplicate_threshold` applies; None: NEAR_DUPLICATE) nearly coincide, and the `near_duplicates`
+    entry of the edit record's details (empty when there are none)."""
+    identical, close = near_duplicates(texts, emb, subs, encoder)
     if not (identical or close):
         return (identical, close), {}
     return (identical, close), {"near_duplicates": [(a, b, 1.0) for a, b, _ in identical] + close}

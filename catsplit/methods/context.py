@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from catsplit.methods.dictionary import ModifierDictionary
+from catsplit.modifiers import RULE, encoder_texts
 from catsplit.structure import Structure, infer_structure
 from catsplit.text import TextEncoder
 
@@ -29,6 +30,27 @@ class SplitContext:
     modifiers: Mapping[str, str] | None  # given modifiers, overriding inference
     config: Any  # the method's own config (e.g. AlignmentConfig), None for a method without settings
     seed: int
+
+    @property
+    def normalise_modifiers(self) -> bool:
+        """Whether modifier texts are rewritten before encoding (the method config's `normalise_modifiers`)."""
+        return bool(getattr(self.config, "normalise_modifiers", False))
+
+    def modifier_inputs(self, texts: Sequence[str]) -> list[str]:
+        """Modifier texts as the encoder gets them (`catsplit.modifiers`: rewritten when the config says so)."""
+        return encoder_texts(texts, self.normalise_modifiers)
+
+    @cached_property
+    def sub_inputs(self) -> list[str]:
+        """[k] the subs' modifier texts as the encoder gets them."""
+        return self.modifier_inputs(self.sub_modifiers)
+
+    def modifier_record(self) -> dict:
+        """The edit record's `details.modifier_text` when modifiers are normalised (else empty): the rule and
+        the text each sub's modifier was encoded as."""
+        if not self.normalise_modifiers:
+            return {}
+        return {"modifier_text": {"rule": RULE, "encoded": dict(zip(self.subs, self.sub_inputs))}}
 
     @cached_property
     def coarse_row(self) -> np.ndarray:

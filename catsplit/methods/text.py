@@ -49,14 +49,14 @@ def ridge_rows(ctx: SplitContext) -> MethodResult:
                 f"the text encoder gives {rows.shape[1]}-dimensional embeddings, but this text head's rows are "
                 f"{ctx.head.dim}-dimensional: split a text head with the encoder that made it"
             )
-        ties, details = find_ties(ctx.subs, rows, ctx.subs)
+        ties, details = find_ties(ctx.subs, rows, ctx.subs, ctx.encoder)
         return MethodResult(rows, details, ties)
     labels = ctx.labels
     if len(labels) < 2:
         raise CatsplitError("method='text' needs at least 2 other labels to fit its ridge map; use method='coarse'")
     emb = encode(ctx.encoder, labels + ctx.subs)
     phi, phi_subs = emb[: len(labels)], emb[len(labels):]  # [C, E], [k, E]
-    ties, details = find_ties(ctx.subs, phi_subs, ctx.subs)
+    ties, details = find_ties(ctx.subs, phi_subs, ctx.subs, ctx.encoder)
     w = ctx.rows_of(labels).astype(np.float64)  # [C, D]
     phi = phi.astype(np.float64)
     mu_phi, mu_w = phi.mean(0), w.mean(0)

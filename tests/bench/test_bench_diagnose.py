@@ -61,3 +61,23 @@ def test_mean_modifier_rows_recover_the_held_out_action():
 def test_diagnose_names_what_is_missing(tmp_path):
     with pytest.raises(CatsplitError, match="A-linear.safetensors"):
         Dg.diagnose(str(tmp_path), encoder=None)
+
+
+def test_diagnose_needs_cached_val_features_for_the_val_clips(tmp_path):
+    for p in "AB":
+        for name in (f"{p}-linear.safetensors", f"{p}-linear-features.npz", f"{p}-text4vis.safetensors",
+                     f"{p}-text4vis-features.npz"):
+            (tmp_path / name).write_bytes(b"")
+    with pytest.raises(CatsplitError, match=r"A-linear-val-features.npz.*catsplit bench --eval-split val"):
+        Dg.diagnose(str(tmp_path), encoder=None, eval_split="val")
+    with pytest.raises(CatsplitError, match="eval_split must be 'test' or 'val'"):
+        Dg.diagnose(str(tmp_path), encoder=None, eval_split="train")
+
+
+def test_diagnose_reads_only_the_partitions_asked_for(tmp_path):
+    for name in ("B-linear.safetensors", "B-linear-features.npz"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(CatsplitError, match=r"lacks \['A-linear.safetensors', 'A-linear-features.npz'\]"):
+        Dg.diagnose(str(tmp_path), encoder=None, text4vis=False, partitions=["A"])
+    with pytest.raises(CatsplitError, match="partitions must be"):
+        Dg.diagnose(str(tmp_path), encoder=None, partitions=["C"])

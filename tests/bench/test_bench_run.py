@@ -70,9 +70,19 @@ def test_world_run_end_to_end_and_cached(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error", NearDuplicateWarning)  # its report gives the cosines; no warning per edit
         report = diagnose(second["config"]["cache"], HashEncoder(), world_config=wc)
+        on_val = diagnose(second["config"]["cache"], HashEncoder(), world_config=wc, eval_split="val",
+                          methods=["coarse", "retrieval", "alignment:hierarchical", "oracle"])
     assert set(report) == {"A", "B"}
     for p, r in report.items():
-        assert set(r["generality"]) == {"alignment", "mean-modifier bound", "text4vis"}
+        # every row of the standard table, by modifier family, besides the bound and the Text4Vis split
+        assert set(r["generality"]) == {"coarse", "text", "retrieval", "alignment", "alignment:hierarchical", "oracle",
+                                        "mean-modifier bound", "text4vis"}
+        # each row's "all" is the table's generality for that row, on the test clips and on the val clips
+        for table, rep in ((second, r), (val, on_val[p])):
+            for row in ("coarse", "retrieval", "alignment:hierarchical", "oracle"):
+                name, _, mode = row.partition(":")
+                want = [x for x in table["results"] if x["partition"] == p and (x["method"], x["mode"]) == (name, mode or "flat")]
+                assert rep["generality"][row]["all"] == pytest.approx(want[0]["generality"]["mean"]), (p, row)
         assert all(-1.0001 <= c <= 1.0001 for c in r["consistency"].values())
         for fams in r["generality"].values():
             assert "all" in fams and all(0.0 <= g <= 100.0 for g in fams.values())

@@ -22,17 +22,31 @@ def test_cli_errors_are_one_line_messages(head_file, capsys, tmp_path):
 
 
 def test_cli_warnings_are_one_line_messages_without_a_source_location(head_file, capsys, tmp_path):
-    """subs[0] / subs[1] differ only in word order: the hash encoder cannot tell them apart."""
+    """subs[0] / subs[1] differ only in word order: the hash encoder cannot tell their labels apart (method text)."""
     import warnings
 
     path, _, subs = head_file
-    args = ["split", str(path), "--coarse", COARSE, "--sub", subs[0], "--sub", subs[1], "--method", "alignment",
+    args = ["split", str(path), "--coarse", COARSE, "--sub", subs[0], "--sub", subs[1], "--method", "text",
             "-o", str(tmp_path / "o.safetensors")]
     shown_before = warnings.showwarning
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         assert main(args) == 0
     err = capsys.readouterr().err
-    assert err.startswith("catsplit: warning: method='alignment': the text encoder barely tells these apart")
+    assert err.startswith("catsplit: warning: method='text': the text encoder barely tells these apart")
     assert repr(subs[0]) in err and ".py:" not in err and "runpy" not in err
     assert warnings.showwarning is shown_before  # the CLI's format does not leak into the caller
+
+
+def test_split_raw_modifiers_encodes_modifiers_as_written(head_file, tmp_path):
+    """--raw-modifiers: the record has no modifier_text and the rows are those of normalise_modifiers=False."""
+    import catsplit
+
+    path, _, subs = head_file
+    outs = {}
+    for flag in ([], ["--raw-modifiers"]):
+        out = tmp_path / f"o{len(flag)}.safetensors"
+        assert main(["split", str(path), "--coarse", COARSE, "--sub", subs[0], "--sub", subs[1], "--method", "retrieval",
+                     *flag, "-o", str(out)]) == 0
+        outs[bool(flag)] = catsplit.load_head(out).latest_record()
+    assert "modifier_text" in outs[False]["details"] and "modifier_text" not in outs[True]["details"]

@@ -94,4 +94,9 @@ def test_minilm_confuses_left_to_right_with_right_to_left():
     enc = catsplit.default_text_encoder()
     head, subs, _, _ = compositional_head(dim=16)
     with pytest.warns(UserWarning, match=r"'Pushing something from left to right' / 'Pushing something from right to left' \(0\.9"):
+        catsplit.split(head, enc, COARSE, subs[:3], method="alignment", config=catsplit.SplitConfig(normalise_modifiers=False))
+    import warnings
+
+    with warnings.catch_warnings():  # rewritten as "to the right" / "to the left" (the default): told apart
+        warnings.simplefilter("error", catsplit.text.NearDuplicateWarning)
         catsplit.split(head, enc, COARSE, subs[:3], method="alignment")

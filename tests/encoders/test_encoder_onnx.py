@@ -91,3 +91,29 @@ def test_the_embeddings_output_is_chosen_by_name_not_position(tmp_path: Path) ->
     # two unnamed float outputs: ambiguous
     with pytest.raises(CatsplitError, match="cannot tell which output"):
         OnnxTextEncoder(_tiny_onnx_encoder(tmp_path / "e", ["x", "y"], first_ids=False))
+
+
+def test_a_named_output_that_is_not_float_is_refused(tmp_path: Path) -> None:
+    """`sentence_embedding` declared int64 (ids copied under an embeddings name) is refused, naming every output,
+    even when a float output follows it."""
+    pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = np.random.default_rng(0).standard_normal((30522, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["input_ids"], ["sentence_embedding"]),
+         helper.make_node("Gather", ["table", "input_ids"], ["tokens"])],
+        "ids-as-embeddings", [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"])],
+        [helper.make_tensor_value_info("sentence_embedding", TensorProto.INT64, ["batch", "seq"]),
+         helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["batch", "seq", 8])],
+        initializer=[numpy_helper.from_array(table, "table")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    (tmp_path / "m").mkdir()
+    onnx.save(model, str(tmp_path / "m" / "model.onnx"))
+    link_or_copy(minilm_mod.require_minilm() / "tokenizer.json", tmp_path / "m" / "tokenizer.json")
+    with pytest.raises(CatsplitError, match=r"output sentence_embedding is tensor\(int64\), not float embeddings "
+                                            r"\(outputs: sentence_embedding \(tensor\(int64\)\), tokens \(tensor\(float\)\)\)"):
+        OnnxTextEncoder(tmp_path / "m")

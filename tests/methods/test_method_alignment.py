@@ -4,6 +4,8 @@ head's own pairs; deterministic for a seed; AlignmentConfig; what the record say
 import math
 
 import numpy as np
+
+from catsplit.modifiers import encoder_texts
 import pytest
 import torch
 
@@ -43,7 +45,12 @@ def test_the_training_pairs_are_read_off_the_head(head_and_subs):
     texts, targets = training_pairs(ctx)
     d = ctx.dictionary
     assert len(texts) == len(targets) == 20 + 20 + 4  # modifiers, fine labels, group texts (no single labels left)
-    assert texts == d.modifiers + d.labels + d.group_names and targets.dtype == np.float32
+    # the modifiers as the encoder gets them ("from left to right" -> "to the right", on by default); labels as written
+    assert texts == encoder_texts(d.modifiers, True) + d.labels + d.group_names and targets.dtype == np.float32
+    assert texts[:20] != d.modifiers and "to the right" in texts[:20]
+    raw = SplitContext(head=head, encoder=None, coarse=COARSE, subs=subs, sub_modifiers=sub_modifiers(COARSE, subs),
+                       groups=None, modifiers=None, config=AlignmentConfig(normalise_modifiers=False), seed=0)
+    assert training_pairs(raw)[0] == d.modifiers + d.labels + d.group_names
     np.testing.assert_array_equal(targets[:20], d.vectors)
     np.testing.assert_array_equal(targets[20:40], ctx.rows_of(d.labels))
     np.testing.assert_array_equal(targets[40:], d.prototypes)

@@ -83,6 +83,37 @@ def _bert_folder(folder: Path) -> None:
     _tokenizer_json(folder / "tokenizer.json")
 
 
+CLIP_CONFIG = {"model_type": "clip_text_model", "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
+               "intermediate_size": 16, "max_position_embeddings": 16, "vocab_size": len(VOCAB), "projection_dim": 4,
+               "layer_norm_eps": 1e-5, "hidden_act": "quick_gelu", "eos_token_id": 3}
+
+
+def _clip_folder(folder: Path) -> None:
+    """A tiny CLIP text tower with a projection (CLIPTextModelWithProjection's tensor names), random weights; the
+    BERT seed's tokenizer ([SEP] = 3 as the end-of-text token CLIP pools at)."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir()
+    cfg = CLIP_CONFIG
+    H, I, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    g = torch.Generator().manual_seed(2)
+    w = {"embeddings.token_embedding.weight": (V, H), "embeddings.position_embedding.weight": (cfg["max_position_embeddings"], H),
+         "final_layer_norm.weight": (H,), "final_layer_norm.bias": (H,)}
+    p = "encoder.layers.0."
+    for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+        w[f"{p}self_attn.{name}.weight"], w[f"{p}self_attn.{name}.bias"] = (H, H), (H,)
+    for ln in ("layer_norm1", "layer_norm2"):
+        w[f"{p}{ln}.weight"], w[f"{p}{ln}.bias"] = (H,), (H,)
+    w[f"{p}mlp.fc1.weight"], w[f"{p}mlp.fc1.bias"] = (I, H), (I,)
+    w[f"{p}mlp.fc2.weight"], w[f"{p}mlp.fc2.bias"] = (H, I), (H,)
+    tensors = {f"text_model.{k}": torch.randn(s, generator=g) for k, s in w.items()}
+    tensors["text_projection.weight"] = torch.randn((cfg["projection_dim"], H), generator=g)
+    save_file(tensors, str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps(cfg, indent=1))
+    _tokenizer_json(folder / "tokenizer.json")
+
+
 def _onnx_encoder_folder(folder: Path) -> None:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -187,6 +218,7 @@ class Seeds:
     layout_features: Path
     bert: Path
     onnx_encoder: Path
+    clip: Path
     backbone_py: Path
     backbone_st: Path
     backbone_pt: Path
@@ -266,6 +298,7 @@ def _build_seeds(root: Path) -> Seeds:
 
     _bert_folder(root / "bert")
     _onnx_encoder_folder(root / "onnx_encoder")
+    _clip_folder(root / "clip")
 
     (root / "backbone.py").write_text(BACKBONE_SOURCE)
     import importlib.util
@@ -286,7 +319,7 @@ def _build_seeds(root: Path) -> Seeds:
         batch_npy=root / "batch.npy", batch_npz=root / "batch.npz", onnx_flat=root / "flat.onnx",
         onnx_hier=root / "hier.onnx", onnx_foreign=root / "foreign.onnx", onnx_softmax=root / "softmax.onnx",
         layout=root / "layout", layout_features=root / "layout_feats.npz", bert=root / "bert",
-        onnx_encoder=root / "onnx_encoder", backbone_py=root / "backbone.py", backbone_st=root / "backbone.safetensors",
+        onnx_encoder=root / "onnx_encoder", clip=root / "clip", backbone_py=root / "backbone.py", backbone_st=root / "backbone.safetensors",
         backbone_pt=root / "backbone.pt", subs=tuple(subs),
     )
 

@@ -377,7 +377,7 @@ def test_layouts(case, tmp_path):
 
 def _encoder(tmp_path: Path, kind: str, edit) -> Path:
     folder = tmp_path / "encoder"
-    files = read_tree(seeds().bert if kind == "bert" else seeds().onnx_encoder)
+    files = read_tree({"bert": seeds().bert, "clip": seeds().clip, "onnx": seeds().onnx_encoder}[kind])
     edit(files)
     for name, data in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -418,6 +418,13 @@ ENCODERS = {
     "weights cut short": ("bert", lambda f: f.__setitem__("model.safetensors", f["model.safetensors"][:-9]), "truncated"),
     "template naming an undefined token": ("bert", _template_with_unknown_token, "special token"),
     "ONNX graph that fails on token ids": ("onnx", _onnx_rank3_input, "fails on a batch of token ids"),
+    "CLIP config.json not JSON": ("clip", lambda f: f.__setitem__("config.json", b'{"model_type": "clip"'), "not valid JSON"),
+    "CLIP hidden_act unknown": ("clip", _config(hidden_act="swish"), "hidden_act 'swish' is not supported"),
+    "CLIP num_hidden_layers 10^9": ("clip", _config(num_hidden_layers=10**9), "missing"),
+    "CLIP eos_token_id outside the vocabulary": ("clip", _config(eos_token_id=10**6), "eos_token_id must be a token id"),
+    "CLIP model without text_config": ("clip", _config(model_type="clip"), "needs a text_config object"),
+    "CLIP weights cut short": ("clip", lambda f: f.__setitem__("model.safetensors", f["model.safetensors"][:-9]), "truncated"),
+    "CLIP tokenizer without the end-of-text token": ("clip", _config(eos_token_id=4), "without the end-of-text token"),
 }
 
 
