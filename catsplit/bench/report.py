@@ -150,8 +150,9 @@ def plot(results: Sequence[dict], path: str | Path, title: str = "catsplit bench
         for r in rows:
             if keep(r) and not r["method"].startswith(MERGE_PREFIX) and _method_name(r) not in methods:
                 methods.append(_method_name(r))
-    cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
-    style = {m: (cmap(i % cmap.N), _STYLES[i % len(_STYLES)]) for i, m in enumerate(methods)}
+    cmap = plt.get_cmap("tab20")
+    colours = [cmap(2 * i) for i in range(10) if i != 7] + [cmap(2 * i + 1) for i in range(10) if i != 7]  # no grey: the paper's
+    style = {m: (colours[i % len(colours)], _STYLES[i % len(_STYLES)]) for i, m in enumerate(methods)}
     fig, axes = plt.subplots(1, len(parts), figsize=(5.2 * len(parts) + 2.6, 4.8), sharey=True, squeeze=False)
     for ax, part in zip(axes[0], parts):
         where = {}
