@@ -65,7 +65,9 @@ class TrainConfig:
     seed: int = 0                      # initialisation and batch order
     threads: Optional[int] = None      # torch threads while training (None: leave as is)
     # pretraining (catsplit.bench.pretrain): the backbone first learns on a disjoint world of other verbs
-    pretrain: str = "verbs"            # "none" (from scratch) | "verbs" (fine + verb + modifier heads) | "verbs-fine"
+    # "none" (from scratch) | "verbs" (fine + verb + modifier heads) | "verbs-fine". Default "none": the one recipe
+    # measured so far (verbs-fine, quick preset, val clips) made the base models worse (docs/benchmark.md)
+    pretrain: str = "none"
     pretrain_clips: int = 100          # training clips per pretraining label (+ 10 % as its own val split)
     pretrain_epochs: int = 8           # pretraining epochs (the best pretraining-val epoch is kept)
     backbone_lr: float = 1.0           # fine-tuning lr of a pretrained backbone, as a fraction of lr
