@@ -64,6 +64,13 @@ class TrainConfig:
     patience: int = 3                  # stop after this many epochs without a val improvement
     seed: int = 0                      # initialisation and batch order
     threads: Optional[int] = None      # torch threads while training (None: leave as is)
+    # pretraining (catsplit.bench.pretrain): the backbone first learns on a disjoint world of other verbs
+    # "none" (from scratch) | "verbs" (fine + verb + modifier heads) | "verbs-fine". Default "none": the one recipe
+    # measured so far (verbs-fine, quick preset, val clips) made the base models worse (docs/benchmark.md)
+    pretrain: str = "none"
+    pretrain_clips: int = 100          # training clips per pretraining label (+ 10 % as its own val split)
+    pretrain_epochs: int = 8           # pretraining epochs (the best pretraining-val epoch is kept)
+    backbone_lr: float = 1.0           # fine-tuning lr of a pretrained backbone, as a fraction of lr
     # text4vis only
     logit_scale: float = math.log(1 / 0.07)  # initial log of the cosine-logit scale (CLIP init)
     templates: Tuple[str, ...] = TEMPLATES   # prompt templates averaged into each text row
@@ -72,6 +79,15 @@ class TrainConfig:
         """JSON-friendly dict."""
         d = dataclasses.asdict(self)
         d["templates"] = list(self.templates)
+        return d
+
+    def key_dict(self) -> dict:
+        """What a cache key hashes: ``to_dict`` without the pretraining fields when ``pretrain == "none"``,
+        so the from-scratch models keep the keys (and the caches) they had before pretraining existed."""
+        d = self.to_dict()
+        if self.pretrain == "none":
+            for name in PRETRAIN_FIELDS:
+                d.pop(name)
         return d
 
     @classmethod
@@ -88,9 +104,13 @@ class TrainConfig:
         Chosen on the quick world's validation split (val ~0.56 for partition 0's linear model,
         against ~0.2 for the full-size backbone in the same time). The whole quick pipeline
         takes about 1.5 minutes on 2 cores."""
-        base = dict(width=8, dim=128, epochs=8, patience=8)
+        base = dict(width=8, dim=128, epochs=8, patience=8, pretrain_clips=30, pretrain_epochs=6)
         base.update(kw)
         return cls(**base)
+
+
+#: the TrainConfig fields that only matter when a backbone is pretrained
+PRETRAIN_FIELDS: Tuple[str, ...] = ("pretrain", "pretrain_clips", "pretrain_epochs", "backbone_lr")
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,13 +266,42 @@ def _augment(clips: np.ndarray, rng: np.random.Generator, groups: int = 8) -> to
     return x.mul_(gain).add_(bias)
 
 
-def _param_groups(model: nn.Module, wd: float) -> List[dict]:
-    decay, no_decay = [], []
+def _param_groups(model: nn.Module, wd: float, backbone_lr: float = 1.0) -> List[dict]:
+    """AdamW groups: decay / no decay (norms, biases); with backbone_lr != 1 the backbone's parameters get
+    their own two groups whose lr is that fraction of the schedule's (key "lr_scale")."""
+    decay, no_decay, bb_decay, bb_no_decay = [], [], [], []
+    split = backbone_lr != 1.0
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+        in_backbone = split and name.startswith("backbone.")
+        if p.ndim <= 1:
+            (bb_no_decay if in_backbone else no_decay).append(p)
+        else:
+            (bb_decay if in_backbone else decay).append(p)
+    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+    if split:  # only then: the from-scratch optimiser keeps exactly its two groups (bit-identical models)
+        groups += [{"params": bb_decay, "weight_decay": wd, "lr_scale": backbone_lr},
+                   {"params": bb_no_decay, "weight_decay": 0.0, "lr_scale": backbone_lr}]
+    return groups
+
+
+def one_cycle(step: int, total: int, warm: int, lr: float) -> float:
+    """The learning rate at `step`: linear warm-up over `warm` steps, then cosine down to 2 % of `lr`."""
+    if step < warm:
+        return lr * (step + 1) / warm
+    p = (step - warm) / max(1, total - warm)
+    return lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
+
+
+def _cross_entropy(smoothing: float) -> LossFn:
+    def loss(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        logits = model(xb)
+        return F.cross_entropy(logits, yb, label_smoothing=smoothing), logits
+    return loss
 
 
 @torch.no_grad()
@@ -335,7 +384,8 @@ def _make_model(kind: str, labels: Sequence[str], config: TrainConfig,
 
 def train(kind: str, labels: Sequence[str], train_clips: np.ndarray, train_targets: np.ndarray,
           val_clips: np.ndarray, val_targets: np.ndarray, config: TrainConfig = TrainConfig(),
-          encoder: Optional[TextEncoder] = None, progress: bool = True) -> Tuple[nn.Module, TrainReport]:
+          encoder: Optional[TextEncoder] = None, progress: bool = True,
+          backbone: Optional[Dict[str, torch.Tensor]] = None) -> Tuple[nn.Module, TrainReport]:
     """Train a base model; keep the epoch with the best validation accuracy.
 
     Args:
@@ -346,94 +396,121 @@ def train(kind: str, labels: Sequence[str], train_clips: np.ndarray, train_targe
         config: TrainConfig.
         encoder: text encoder (text4vis only).
         progress: draw a progress bar on stderr (TTY only).
+        backbone: a pretrained backbone's state dict (catsplit.bench.pretrain) to start from; its lr is
+            ``config.backbone_lr`` times the schedule's. None: from scratch.
 
     Returns:
         (model in eval mode with the best validation weights, TrainReport).
     """
     labels = list(labels)
     y_tr = np.asarray(train_targets, dtype=np.int64)
-    y_va = np.asarray(val_targets, dtype=np.int64)
-    if len(train_clips) != len(y_tr) or len(val_clips) != len(y_va):
-        raise CatsplitError("clips and targets must have the same length")
-    if len(y_tr) == 0:
-        raise CatsplitError("no training clips")
-    if y_tr.min() < 0 or y_tr.max() >= len(labels):
+    if len(y_tr) and (y_tr.min() < 0 or y_tr.max() >= len(labels)):
         raise CatsplitError(f"training targets must index the {len(labels)} labels")
     old_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(int(config.threads))
     try:
         torch.manual_seed(config.seed)
-        rng = np.random.default_rng(config.seed)
         model = _make_model(kind, labels, config, encoder)
-        model = model.to(memory_format=torch.channels_last_3d)
-        opt = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
-        bs = int(config.batch_size)
-        steps_per_epoch = max(1, len(y_tr) // bs)  # drop the last partial batch (BatchNorm)
-        total = steps_per_epoch * config.epochs
-        warm = max(1, int(config.warmup * total))
-
-        def lr_at(step: int) -> float:
-            if step < warm:
-                return config.lr * (step + 1) / warm
-            p = (step - warm) / max(1, total - warm)
-            return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
-
-        report = TrainReport(kind, labels, config.to_dict(), best_epoch=-1, epochs_run=0)
-        best_acc, best_state, bad = -1.0, None, 0
-        t_start = time.monotonic()
-        step = 0
-        with Progress(total, f"train {kind}", enabled=progress) as bar:
-            for epoch in range(config.epochs):
-                t0 = time.monotonic()
-                model.train()
-                order = rng.permutation(len(y_tr))
-                loss_sum, correct, seen = 0.0, 0, 0
-                for b in range(steps_per_epoch):
-                    idx = np.sort(order[b * bs:(b + 1) * bs])
-                    if config.augment:
-                        xb = _augment(train_clips[idx], rng)
-                    else:
-                        xb = Backbone.prepare(torch.from_numpy(train_clips[idx]))
-                    yb = torch.from_numpy(y_tr[idx])
-                    for g in opt.param_groups:
-                        g["lr"] = lr_at(step)
-                    logits = model(xb)
-                    loss = F.cross_entropy(logits, yb, label_smoothing=config.label_smoothing)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    step += 1
-                    loss_sum += float(loss.detach()) * len(idx)
-                    correct += int((logits.argmax(1) == yb).sum())
-                    seen += len(idx)
-                    bar.update(1, postfix=f"ep {epoch + 1} loss {loss_sum / seen:.3f}")
-                val_acc = accuracy(model, val_clips, y_va) if len(y_va) else float("nan")
-                report.history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
-                                       "val_acc": val_acc, "seconds": time.monotonic() - t0})
-                report.epochs_run = epoch + 1
-                bar.set_postfix(f"ep {epoch + 1} val {val_acc:.3f}")
-                if not len(y_va) or val_acc > best_acc + 1e-9:
-                    best_acc, bad = val_acc, 0
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    report.best_epoch = epoch + 1
-                else:
-                    bad += 1
-                    if bad >= config.patience:
-                        break
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        model.eval()
-        report.val_acc = best_acc
-        report.seconds = time.monotonic() - t_start
-        return model, report
+        if backbone is not None:
+            model.backbone.load_state_dict(backbone)
+        return fit(model, train_clips, y_tr, val_clips, val_targets, config, progress=progress,
+                   backbone_lr=1.0 if backbone is None else config.backbone_lr)
     finally:
         torch.set_num_threads(old_threads)
 
 
+def fit(model: nn.Module, train_clips: np.ndarray, train_targets: np.ndarray, val_clips: np.ndarray,
+        val_targets: np.ndarray, config: TrainConfig, loss: Optional[LossFn] = None, progress: bool = True,
+        backbone_lr: float = 1.0) -> Tuple[nn.Module, TrainReport]:
+    """The training loop of every model of the benchmark: AdamW, one-cycle lr, best validation epoch kept.
+
+    Args:
+        model: a classifier with ``.labels`` whose ``model(x)`` are the logits that val accuracy reads.
+        train_clips / val_clips: uint8 [N, T, H, W, 3].
+        train_targets: int [N] (or [N, K] for a multi-task ``loss``); val_targets: int [N] for ``model(x)``.
+        config: TrainConfig (lr, epochs, batch size, augmentation, patience, seed).
+        loss: (model, x, targets) -> (loss, logits for the train accuracy); default cross-entropy.
+        progress: progress bar on stderr.
+        backbone_lr: lr fraction of the ``backbone.*`` parameters.
+
+    Returns:
+        (model in eval mode with the best validation weights, TrainReport).
+    """
+    labels = list(model.labels)
+    kind = getattr(model, "kind", type(model).__name__)
+    y_tr = np.asarray(train_targets, dtype=np.int64)
+    y_va = np.asarray(val_targets, dtype=np.int64)
+    if len(train_clips) != len(y_tr) or len(val_clips) != len(y_va):
+        raise CatsplitError("clips and targets must have the same length")
+    if len(y_tr) == 0:
+        raise CatsplitError("no training clips")
+    loss = loss or _cross_entropy(config.label_smoothing)
+    rng = np.random.default_rng(config.seed)
+    model = model.to(memory_format=torch.channels_last_3d)
+    opt = torch.optim.AdamW(_param_groups(model, config.weight_decay, backbone_lr), lr=config.lr)
+    bs = int(config.batch_size)
+    steps_per_epoch = max(1, len(y_tr) // bs)  # drop the last partial batch (BatchNorm)
+    total = steps_per_epoch * config.epochs
+    warm = max(1, int(config.warmup * total))
+
+    def lr_at(step: int) -> float:
+        return one_cycle(step, total, warm, config.lr)
+
+    report = TrainReport(kind, labels, config.to_dict(), best_epoch=-1, epochs_run=0)
+    best_acc, best_state, bad = -1.0, None, 0
+    t_start = time.monotonic()
+    step = 0
+    with Progress(total, f"train {kind}", enabled=progress) as bar:
+        for epoch in range(config.epochs):
+            t0 = time.monotonic()
+            model.train()
+            order = rng.permutation(len(y_tr))
+            loss_sum, correct, seen = 0.0, 0, 0
+            for b in range(steps_per_epoch):
+                idx = np.sort(order[b * bs:(b + 1) * bs])
+                if config.augment:
+                    xb = _augment(train_clips[idx], rng)
+                else:
+                    xb = Backbone.prepare(torch.from_numpy(train_clips[idx]))
+                yb = torch.from_numpy(y_tr[idx])
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(step) * g.get("lr_scale", 1.0)
+                value, logits = loss(model, xb, yb)
+                opt.zero_grad(set_to_none=True)
+                value.backward()
+                opt.step()
+                step += 1
+                loss_sum += float(value.detach()) * len(idx)
+                first = yb if yb.ndim == 1 else yb[:, 0]
+                correct += int((logits.argmax(1) == first).sum())
+                seen += len(idx)
+                bar.update(1, postfix=f"ep {epoch + 1} loss {loss_sum / seen:.3f}")
+            val_acc = accuracy(model, val_clips, y_va) if len(y_va) else float("nan")
+            report.history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen,
+                                   "val_acc": val_acc, "seconds": time.monotonic() - t0})
+            report.epochs_run = epoch + 1
+            bar.set_postfix(f"ep {epoch + 1} val {val_acc:.3f}")
+            if not len(y_va) or val_acc > best_acc + 1e-9:
+                best_acc, bad = val_acc, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                report.best_epoch = epoch + 1
+            else:
+                bad += 1
+                if bad >= config.patience:
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    report.val_acc = best_acc
+    report.seconds = time.monotonic() - t_start
+    return model, report
+
+
 def train_base(dataset, collapsed: Sequence[str], kind: str = "linear",
                config: TrainConfig = TrainConfig(), encoder: Optional[TextEncoder] = None,
-               progress: bool = True) -> Tuple[nn.Module, TrainReport]:
+               progress: bool = True, backbone: Optional[Dict[str, torch.Tensor]] = None
+               ) -> Tuple[nn.Module, TrainReport]:
     """Train the mixed-granularity base model of a partition on a world Dataset.
 
     Args:
@@ -443,6 +520,7 @@ def train_base(dataset, collapsed: Sequence[str], kind: str = "linear",
         config: TrainConfig.
         encoder: text encoder (text4vis only).
         progress: progress bar on stderr.
+        backbone: pretrained backbone weights to start from (None: from scratch).
 
     Returns:
         (model, report) with report.val_acc and report.test_acc of the selected weights.
@@ -453,7 +531,7 @@ def train_base(dataset, collapsed: Sequence[str], kind: str = "linear",
     y_tr, labels = mixed_targets(tax, dataset["train"].labels, collapsed)
     y_va, _ = mixed_targets(tax, dataset["val"].labels, collapsed)
     model, report = train(kind, labels, dataset["train"].clips, y_tr, dataset["val"].clips, y_va,
-                          config, encoder, progress)
+                          config, encoder, progress, backbone)
     if "test" in dataset.splits:
         y_te, _ = mixed_targets(tax, dataset["test"].labels, collapsed)
         report.test_acc = accuracy(model, dataset["test"].clips, y_te)

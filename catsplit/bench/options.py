@@ -22,7 +22,7 @@ SIGNED = {"logit_scale"}  # the only numeric field that may be negative (a log)
 
 
 def _coerce(text: str, hint, where: str, signed: bool = False):
-    """`text` as a value of type `hint`: bool, int, float, a tuple of str (comma-separated), or Optional of those."""
+    """`text` as a value of type `hint`: bool, int, float, str, a tuple of str (comma-separated), or Optional of those."""
     if typing.get_origin(hint) is typing.Union:  # Optional[X]
         if text.lower() == "none":
             return None
@@ -31,6 +31,10 @@ def _coerce(text: str, hint, where: str, signed: bool = False):
         if text.lower() not in _TRUE + _FALSE:
             raise CatsplitError(f"{where}: {text!r} is not a boolean; write true or false")
         return text.lower() in _TRUE
+    if hint is str:  # a name (e.g. pretrain=verbs); its owner checks it against its choices
+        if not text:
+            raise CatsplitError(f"{where}: give a value")
+        return text
     if typing.get_origin(hint) is tuple:
         items = tuple(item.strip() for item in text.split(","))
         if not all(items):

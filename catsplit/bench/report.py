@@ -67,12 +67,13 @@ def merge_curves(results: Sequence[dict]) -> dict[str, list[tuple[float, dict]]]
     return {k: sorted(v, key=lambda wr: wr[0]) for k, v in curves.items()}
 
 
-def _save(fig, plt, path: str | Path) -> None:
+def _save(fig, plt, path: str | Path, layout: bool = True) -> None:
     """Write the figure atomically (a failed savefig leaves no half-written PNG). Whether an existing
     file may be replaced is decided before the run (`check_outputs`, --overwrite), so here it is."""
     from catsplit.io.atomic import atomic_path
 
-    fig.tight_layout()
+    if layout:
+        fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -111,23 +112,104 @@ def curve_plot(results: Sequence[dict], path: str | Path, title: str = "merge of
     _save(fig, plt, path)
 
 
-def plot(results: Sequence[dict], path: str | Path, title: str = "catsplit bench") -> None:
-    """Generality against locality, one point per method (and mode), error bars over seeds;
-    merge-zs-1shot-<w> rows are joined by a line."""
+#: the paper's SSv2-Split-A points (locality %, generality %), drawn for reference on every panel
+PAPER_POINTS: tuple[tuple[str, float, float], ...] = (("paper: modifier alignment (SSv2-Split-A)", 98.9, 46.3),
+                                                      ("paper: FG-CLIP (SSv2-Split-A)", 100.0, 30.9))
+_STYLES = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "d", "8")
+_REFERENCE_MARKERS = ("*", "p")  # the paper's points: never a method's marker
+
+
+def _method_name(r: dict) -> str:
+    return r["method"] + (" (hier.)" if r["mode"] == "hierarchical" else "")
+
+
+def plot(results: Sequence[dict], path: str | Path, title: str = "catsplit bench",
+         baseline: Sequence[dict] | None = None, labels: tuple[str, str] = ("pretrained", "scratch"),
+         reference: Sequence[tuple[str, float, float]] = PAPER_POINTS) -> None:
+    """Generality against locality: one panel per partition, one colour and marker per method (the same
+    in every panel), a legend instead of text beside the points, error bars over seeds, the paper's
+    reference points as grey stars / pentagons. With `baseline` (e.g. the from-scratch run) its points are hollow
+    and `results`' filled, joined per method by a thin line; merge-zs-1shot-<w> rows are one line each.
+
+    Args:
+        results: result rows (each with "partition", or none for one panel).
+        path: image file.
+        title: figure title.
+        baseline: rows of a second run to set against `results` (hollow markers).
+        labels: names of `results` and `baseline` in the legend.
+        reference: (name, locality, generality) points drawn on every panel.
+    """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for pts in merge_curves(results).values():
-        ax.plot([r["locality"]["mean"] for _, r in pts], [r["generality"]["mean"] for _, r in pts], "-", color="0.6", lw=1)
-    for r in results:
-        g, loc = r["generality"], r["locality"]
-        if math.isnan(g["mean"]) or math.isnan(loc["mean"]):
-            continue
-        marker = "s" if r["mode"] == "hierarchical" else "o"
-        ax.errorbar(loc["mean"], g["mean"], xerr=loc["std"], yerr=g["std"], fmt=marker, capsize=3)
-        label = r["method"] + (" (hier.)" if r["mode"] == "hierarchical" else "") + (f" [{r['partition']}]" if "partition" in r else "")
-        ax.annotate(label, (loc["mean"], g["mean"]), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xlabel("locality (%)")
-    ax.set_ylabel("generality (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    _save(fig, plt, path)
+    from matplotlib.lines import Line2D
+
+    runs = [(list(results), True)] + ([(list(baseline), False)] if baseline else [])
+    keep = lambda r: not (math.isnan(r["generality"]["mean"]) or math.isnan(r["locality"]["mean"]))  # noqa: E731
+    parts = sorted({r.get("partition", "") for rows, _ in runs for r in rows})
+    methods: list[str] = []
+    for rows, _ in runs:
+        for r in rows:
+            if keep(r) and not r["method"].startswith(MERGE_PREFIX) and _method_name(r) not in methods:
+                methods.append(_method_name(r))
+    cmap = plt.get_cmap("tab20")
+    colours = [cmap(2 * i) for i in range(10) if i != 7] + [cmap(2 * i + 1) for i in range(10) if i != 7]  # no grey: the paper's
+    style = {m: (colours[i % len(colours)], _STYLES[i % len(_STYLES)]) for i, m in enumerate(methods)}
+    fig, axes = plt.subplots(1, len(parts), figsize=(5.2 * len(parts) + 2.6, 4.8), sharey=True, squeeze=False)
+    for ax, part in zip(axes[0], parts):
+        where = {}
+        for rows, filled in runs:
+            mine = [r for r in rows if r.get("partition", "") == part and keep(r)]
+            for pts in merge_curves(mine).values():
+                ax.plot([r["locality"]["mean"] for _, r in pts], [r["generality"]["mean"] for _, r in pts],
+                        "-" if filled else "--", color="0.55", lw=1)
+            for r in mine:
+                if r["method"].startswith(MERGE_PREFIX):
+                    continue
+                colour, marker = style[_method_name(r)]
+                x, y = r["locality"]["mean"], r["generality"]["mean"]
+                ax.errorbar(x, y, xerr=r["locality"]["std"], yerr=r["generality"]["std"], fmt=marker, ms=8,
+                            color=colour, mfc=colour if filled else "white", mew=1.6, capsize=2, zorder=3)
+                where.setdefault(_method_name(r), []).append((x, y))
+        for pts in where.values():  # scratch -> pretrained of one method
+            if len(pts) == 2:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", color="0.75", lw=0.8, zorder=1)
+        for i, (name, x, y) in enumerate(reference):
+            ax.plot(x, y, _REFERENCE_MARKERS[i % 2], ms=13, color="black", mfc="0.6", mew=1.0, zorder=2)
+        ax.set_title(f"partition {part}" if part else title, fontsize=11)
+        ax.set_xlabel("locality (%)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("generality (%)")
+    handles = [Line2D([], [], ls="", marker=style[m][1], color=style[m][0], ms=8, label=m) for m in methods]
+    if baseline:
+        handles += [Line2D([], [], ls="", marker="o", color="0.2", ms=8, label=labels[0]),
+                    Line2D([], [], ls="", marker="o", color="0.2", mfc="white", mew=1.6, ms=8, label=labels[1])]
+    handles += [Line2D([], [], ls="", marker=_REFERENCE_MARKERS[i % 2], color="black", mfc="0.6", ms=12, label=n)
+                for i, (n, _, _) in enumerate(reference)]
+    fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=12)
+    fig.tight_layout(rect=(0, 0, 1 - 2.6 / (5.2 * len(parts) + 2.6), 0.95))
+    _save(fig, plt, path, layout=False)
+
+
+def ablation_table(pretrained: Sequence[dict], scratch: Sequence[dict], names: tuple[str, str] = ("scratch", "pretrained")) -> str:
+    """The paper's pretraining ablation: generality / locality of every method, from scratch and pretrained,
+    side by side, one table per partition (rows matched by method, mode and partition)."""
+    def key(r):
+        return (r.get("partition", ""), r["method"], r["mode"])
+
+    old = {key(r): r for r in scratch}
+    lines = []
+    for part in sorted({r.get("partition", "") for r in pretrained}):
+        lines += [f"**partition {part}**" if part else "", "",
+                  f"| method | mode | generality {names[0]} | generality {names[1]} | Δ | locality {names[0]} | "
+                  f"locality {names[1]} |", "|---|---|---:|---:|---:|---:|---:|"]
+        for r in pretrained:
+            if r.get("partition", "") != part:
+                continue
+            o = old.get(key(r))
+            g0 = _fmt(o["generality"]) if o else "n/a"
+            l0 = _fmt(o["locality"]) if o else "n/a"
+            d = f"{r['generality']['mean'] - o['generality']['mean']:+.1f}" if o else "n/a"
+            lines.append(f"| {r['method']} | {r['mode']} | {g0} | {_fmt(r['generality'])} | {d} | {l0} | "
+                         f"{_fmt(r['locality'])} |")
+        lines.append("")
+    return "\n".join(lines).rstrip()

@@ -182,6 +182,19 @@ def read_features(path: str | os.PathLike) -> dict:
         raise CatsplitError(f"{exc}. Delete it to have it computed again") from None
 
 
+def cache_key(world_config, train_config, partition_seed: int, encoder_name: str) -> str:
+    """The folder name of a configuration's base models and features under ``<cache>/bench``.
+
+    ``TrainConfig.key_dict``: with ``pretrain="none"`` it hashes exactly what the from-scratch models always
+    hashed, so their caches (and the published folder names) stay valid."""
+    import hashlib
+    import json
+
+    blob = {"world": world_config.key(), "train": train_config.key_dict(), "partition_seed": int(partition_seed),
+            "encoder": encoder_name}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | None = None, world_seed: int = 0,
               partition_seed: int = 0, methods: Sequence[str] = (), encoder=None, out: str | None = None,
               plot_path: str | None = None, progress: bool = True, overwrite: bool = False,
@@ -222,8 +235,10 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
     tc = override(tc, train_options, "--train-option")
     n_seeds = seeds or (1 if quick else 3)
     enc_name = getattr(encoder, "name", type(encoder).__name__)
-    key = hashlib.sha256(json.dumps({"world": wc.key(), "train": tc.to_dict(), "partition_seed": partition_seed,
-                                     "encoder": enc_name}, sort_keys=True).encode()).hexdigest()[:16]
+    from catsplit.bench.pretrain import cached_backbone, check_recipe
+
+    check_recipe(tc.pretrain)
+    key = cache_key(wc, tc, partition_seed, enc_name)
     cache_dir = default_cache() / "bench" / key if cache is None else checked_path(cache, "--cache") / "bench" / key
     make_folder(cache_dir, "cache folder", "pass --cache FOLDER (or set CATSPLIT_CACHE) to one you can write")
     tax = world.taxonomy(wc)
@@ -238,6 +253,18 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
             dataset = world.generate(wc, progress=progress, workers=min(2, os.cpu_count() or 1))
         return dataset
 
+    pretrained = {}  # the one pretrained backbone of this configuration, shared by every base model
+
+    def backbone():
+        if tc.pretrain == "none":
+            return None
+        if "state" not in pretrained:
+            import os
+
+            state, meta, hit = cached_backbone(str(cache_dir.parent), wc, tc, progress, workers=min(2, os.cpu_count() or 1))
+            pretrained.update(state=state, meta=dict(meta, from_cache=hit))
+        return pretrained["state"]
+
     specs = table_methods.specs(methods)
     check_merge_plot(merge_plot, specs)
     results, base_models = [], {}
@@ -245,7 +272,8 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
         for kind in ("linear", "text4vis"):
             model, report, cached = models.cached_train(
                 str(cache_dir), f"{pname}-{kind}",
-                lambda kind=kind, collapsed=collapsed: models.train_base(data(), collapsed, kind, tc, encoder, progress), tc)
+                lambda kind=kind, collapsed=collapsed: models.train_base(data(), collapsed, kind, tc, encoder, progress,
+                                                                         backbone()), tc)
             base_models[f"{pname}-{kind}"] = {"val_acc": 100 * report.val_acc, "test_acc": 100 * report.test_acc,
                                               "labels": len(report.labels), "from_cache": cached}
             def features_of(*splits, model=model):
@@ -274,6 +302,7 @@ def run_world(*, quick: bool = False, seeds: int | None = None, cache: str | Non
         "source": "world", "quick": quick, "eval_split": eval_split, "world": wc.to_dict(), "train": tc.to_dict(), "partition_seed": partition_seed,
         "partitions": parts, "methods": [f"{n}:{m}" for n, m in specs] + ["text4vis:flat", "text4vis:hierarchical"],
         "seeds": list(range(n_seeds)), "encoder": enc_name, "cache": str(cache_dir), "base_models": base_models,
+        "pretrain": pretrained.get("meta", {"recipe": tc.pretrain, "from_cache": "models"}),
         "versions": versions(), "seconds": round(time.time() - t0, 1),
     }
     data_out = {"config": config, "results": results}

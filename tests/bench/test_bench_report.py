@@ -20,3 +20,20 @@ def test_merge_curve_plot(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["merge.png"]  # and no temp file left behind
     with pytest.raises(CatsplitError, match="no merge-zs-1shot"):
         curve_plot(results[-1:], tmp_path / "none.png")
+
+
+def test_plot_one_panel_per_partition_with_a_baseline_and_the_ablation_table(tmp_path):
+    from catsplit.bench.report import ablation_table, plot
+
+    def row(method, part, g, loc, mode="flat"):
+        return {"method": method, "mode": mode, "partition": part, "generality": {"mean": g, "std": 0.5},
+                "locality": {"mean": loc, "std": 0.1}, "agreement": {"mean": loc, "std": 0.1}, "seeds": [0]}
+
+    pre = [row("alignment", "A", 48.0, 99.1), row("text4vis", "A", 30.0, 99.5), row("alignment", "B", 45.0, 99.0)]
+    old = [row("alignment", "A", 40.0, 98.8), row("text4vis", "A", 31.0, 99.2)]
+    plot(pre, tmp_path / "p.png", baseline=old)
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    table = ablation_table(pre, old)
+    assert "**partition A**" in table and "**partition B**" in table
+    assert "| alignment | flat | 40.0 ± 0.5 | 48.0 ± 0.5 | +8.0 |" in table
+    assert "| alignment | flat | n/a | 45.0 ± 0.5 | n/a |" in table  # no scratch row to match

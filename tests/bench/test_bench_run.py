@@ -32,7 +32,7 @@ def test_world_run_end_to_end_and_cached(tmp_path, capsys):
     from catsplit.bench.world import ACTIONS, WorldConfig
 
     wc = WorldConfig(seed=0, n_train=4, n_val=2, n_test=3, actions=tuple(list(ACTIONS)[:4]))
-    tc = TrainConfig(epochs=1, width=4, dim=32, batch_size=8)
+    tc = TrainConfig(epochs=1, width=4, dim=32, batch_size=8, pretrain="none")
     kw = dict(seeds=1, cache=str(tmp_path / "cache"), encoder=HashEncoder(), progress=False,
               world_config=wc, train_config=tc, methods=["coarse", "retrieval", "alignment:hierarchical", "oracle"])
     first = run_world(out=str(tmp_path / "r.json"), plot_path=str(tmp_path / "r.png"), **kw)

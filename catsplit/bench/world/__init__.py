@@ -75,11 +75,12 @@ from catsplit.bench.world.clip_spec import ClipSpec
 from catsplit.bench.world.config import WORLD_VERSION, WorldConfig
 from catsplit.bench.world.dataset import Dataset, Split, clip_rng, generate
 from catsplit.bench.world.scene import _Scene  # noqa: F401 (see below)
-from catsplit.bench.world.taxonomy import (ACTIONS, MODIFIER_FAMILY, MODIFIERS, SPLITS, Taxonomy, mixed_labels,
-                                           mixed_targets, partition, taxonomy)
+from catsplit.bench.world.taxonomy import (ACTIONS, MODIFIER_FAMILY, MODIFIERS, PRETRAIN_ACTIONS, SPLITS, Taxonomy,
+                                           mixed_labels, mixed_targets, partition, taxonomy)
 
 __all__ = [
-    "ACTIONS", "MODIFIERS", "MODIFIER_FAMILY", "SPLITS", "Taxonomy", "taxonomy", "partition", "mixed_labels",
+    "ACTIONS", "PRETRAIN_ACTIONS", "MODIFIERS", "MODIFIER_FAMILY", "SPLITS", "Taxonomy", "taxonomy", "partition",
+    "mixed_labels",
     "mixed_targets", "WorldConfig", "WORLD_VERSION", "ClipSpec", "render_clip", "Split", "Dataset", "clip_rng",
     "generate",
 ]

@@ -9,7 +9,7 @@ import numpy as np
 from catsplit.bench.world.canvas import _Shape, _hsv, _lin, _ss
 from catsplit.bench.world.clip_spec import ClipSpec
 from catsplit.bench.world.scene import _Scene
-from catsplit.bench.world.taxonomy import ACTIONS
+from catsplit.bench.world.taxonomy import ACTIONS, PRETRAIN_ACTIONS
 from catsplit.errors import CatsplitError
 
 
@@ -501,6 +501,17 @@ def _build(sc: _Scene, action: str, mod: str) -> None:
         _turn(sc, mod)
     elif action == "cover":
         _cover(sc, mod)
+    # the pretraining world's verbs (taxonomy.PRETRAIN_ACTIONS): other hand / timing combinations
+    elif action == "nudge":
+        _table_motion(sc, mod, "lead", "glide")    # a brief tug from the front, then it glides
+    elif action == "tap":
+        _table_motion(sc, mod, "finger", "strike")  # a quick fingertip strike
+    elif action == "shove":
+        _table_motion(sc, mod, "palm", "const")     # the palm against it all the way
+    elif action == "flick":
+        _table_motion(sc, mod, "finger", "glide")   # a fingertip flick, then it glides
+    elif action == "carry":
+        _grasp_motion(sc, mod, action)              # grip from above, carried sideways
     else:  # pragma: no cover
         raise ValueError(action)
 
@@ -515,11 +526,13 @@ def render_clip(spec: ClipSpec, rng: np.random.Generator) -> np.ndarray:
     Returns:
         uint8 [T, H, W, 3] frames.
     """
-    if spec.action not in ACTIONS:
-        raise CatsplitError(f"unknown action {spec.action!r}; choose from {sorted(ACTIONS)}")
-    if spec.modifier not in ACTIONS[spec.action][1]:
+    table = ACTIONS if spec.action in ACTIONS else PRETRAIN_ACTIONS
+    if spec.action not in table:
+        raise CatsplitError(f"unknown action {spec.action!r}; choose from {sorted(ACTIONS)} "
+                            f"(or the pretraining world's {sorted(PRETRAIN_ACTIONS)})")
+    if spec.modifier not in table[spec.action][1]:
         raise CatsplitError(f"modifier {spec.modifier!r} does not belong to action {spec.action!r}; "
-                            f"it has {list(ACTIONS[spec.action][1])}")
+                            f"it has {list(table[spec.action][1])}")
     if spec.frames < 2 or spec.size < 8:
         raise CatsplitError(f"need frames >= 2 and size >= 8, got {spec.frames}, {spec.size}")
     sc = _Scene(spec, rng)

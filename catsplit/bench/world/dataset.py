@@ -10,7 +10,7 @@ import numpy as np
 from catsplit.bench.world.actions import render_clip
 from catsplit.bench.world.clip_spec import ClipSpec
 from catsplit.bench.world.config import WorldConfig
-from catsplit.bench.world.taxonomy import SPLITS, Taxonomy, taxonomy
+from catsplit.bench.world.taxonomy import PRETRAIN_ACTIONS, SPLITS, Taxonomy, taxonomy
 from catsplit.errors import CatsplitError
 from catsplit.progress import Progress
 
@@ -56,10 +56,11 @@ def clip_rng(seed: int, split: str, label: str, index: int) -> np.random.Generat
     return np.random.default_rng([int(seed), SPLITS.index(split) + 1, code, int(index)])
 
 
-def _render_label(args: Tuple[WorldConfig, str, str, int, int]) -> np.ndarray:
-    """Render clips [start, start + n) of one fine label of one split: uint8 [n, T, H, W, 3]."""
-    config, split, label, start, n = args
-    tax = taxonomy(config)
+def _render_label(args: Tuple[WorldConfig, str, str, int, int, bool]) -> np.ndarray:
+    """Render clips [start, start + n) of one fine label of one split: uint8 [n, T, H, W, 3]
+    (of the pretraining world's verbs when the last field is True)."""
+    config, split, label, start, n, pretraining = args
+    tax = taxonomy(config, PRETRAIN_ACTIONS if pretraining else None)
     spec = ClipSpec.of(tax, label, config)
     out = np.empty((n, config.frames, config.size, config.size, 3), dtype=np.uint8)
     for i in range(n):
@@ -68,7 +69,7 @@ def _render_label(args: Tuple[WorldConfig, str, str, int, int]) -> np.ndarray:
 
 
 def generate(config: WorldConfig = WorldConfig(), progress: bool = True,
-             splits: Sequence[str] = SPLITS, workers: int = 1) -> Dataset:
+             splits: Sequence[str] = SPLITS, workers: int = 1, pretraining: bool = False) -> Dataset:
     """Render the whole data set.
 
     Args:
@@ -77,11 +78,13 @@ def generate(config: WorldConfig = WorldConfig(), progress: bool = True,
         splits: which splits to render.
         workers: processes to render with (>1 uses multiprocessing; the clips are identical
             whatever the number of workers, since every clip has its own seed).
+        pretraining: render the pretraining world's verbs (``PRETRAIN_ACTIONS``, catsplit.bench.pretrain)
+            instead of the benchmark's actions; ``config.actions`` then names pretraining verbs.
 
     Returns:
         A Dataset; within a split, clips are ordered by fine label, then clip index.
     """
-    tax = taxonomy(config)
+    tax = taxonomy(config, PRETRAIN_ACTIONS if pretraining else None)
     labels = tax.labels
     counts = config.counts()
     unknown = [s for s in splits if s not in SPLITS]
@@ -90,7 +93,7 @@ def generate(config: WorldConfig = WorldConfig(), progress: bool = True,
     total = sum(counts[s] * len(labels) for s in splits)
     T, S = config.frames, config.size
     out: Dict[str, Split] = {}
-    jobs = [(config, split, label, 0, counts[split]) for split in splits for label in labels]
+    jobs = [(config, split, label, 0, counts[split], pretraining) for split in splits for label in labels]
     pool = None
     if workers > 1:
         import multiprocessing as mp

@@ -72,6 +72,24 @@ ACTIONS: Dict[str, Tuple[str, Tuple[str, ...]]] = {
 
 SPLITS: Tuple[str, ...] = ("train", "val", "test")
 
+#: the pretraining world's verbs (catsplit.bench.pretrain): action key -> (coarse text, modifier keys). New
+#: hand / timing combinations of the benchmark's choreographies (actions._build) with the SHARED modifier
+#: vocabulary only; no text and no key is a benchmark action's, so pretraining holds no label of the benchmark
+#: (tests/bench/test_bench_pretrain.py checks it). Kinetics shares motion with SSv2 in the same way.
+PRETRAIN_ACTIONS: Dict[str, Tuple[str, Tuple[str, ...]]] = {
+    "nudge": ("Nudging something", ("lr", "rl", "up", "tow", "away", "onto", "next", "fall", "almost", "spin",
+                                    "slight", "pretend")),
+    "tap": ("Tapping something", ("lr", "rl", "down", "away", "into", "behind", "fall", "almost", "spin", "slight",
+                                  "pretend")),
+    "shove": ("Shoving something", ("lr", "rl", "up", "down", "tow", "into", "next", "behind", "fall", "spin",
+                                    "slight", "pretend")),
+    "flick": ("Flicking something", ("lr", "rl", "tow", "away", "onto", "behind", "fall", "almost", "spin",
+                                     "pretend")),
+    "carry": ("Carrying something", ("lr", "rl", "up", "down", "tow", "away", "onto", "into", "next", "behind",
+                                     "one", "two", "three", "slight", "pretend")),
+}
+
+
 
 @dataclass(frozen=True)
 class Taxonomy:
@@ -116,24 +134,28 @@ class Taxonomy:
         return {c: list(self.fine[c]) for c in self.coarse}
 
 
-def taxonomy(config: Optional["WorldConfig"] = None) -> Taxonomy:
+def taxonomy(config: Optional["WorldConfig"] = None,
+             table: Optional[Dict[str, Tuple[str, Tuple[str, ...]]]] = None) -> Taxonomy:
     """Build the taxonomy (optionally restricted to ``config.actions``).
 
     Args:
         config: a WorldConfig; only its ``actions`` field matters (None: all 16 actions).
+        table: the action table (None: the benchmark's ``ACTIONS``; the pretraining world passes
+            ``PRETRAIN_ACTIONS``).
 
     Returns:
         The Taxonomy.
     """
-    keys = list(ACTIONS) if config is None or config.actions is None else list(config.actions)
-    unknown = [k for k in keys if k not in ACTIONS]
+    table = ACTIONS if table is None else table
+    keys = list(table) if config is None or config.actions is None else list(config.actions)
+    unknown = [k for k in keys if k not in table]
     if unknown:
-        raise CatsplitError(f"unknown action keys {unknown}; choose from {sorted(ACTIONS)}")
+        raise CatsplitError(f"unknown action keys {unknown}; choose from {sorted(table)}")
     if len(set(keys)) != len(keys) or len(keys) < 2:
         raise CatsplitError(f"actions must be >= 2 distinct keys, got {keys}")
     coarse, fine, modifier, akey, mkey = [], {}, {}, {}, {}
     for a in keys:
-        text, mods = ACTIONS[a]
+        text, mods = table[a]
         coarse.append(text)
         fine[text] = []
         for m in mods:
