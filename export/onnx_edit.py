@@ -172,8 +172,8 @@ def split_onnx(
     data = model.SerializeToString()
     try:
         onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise CatsplitError(f"the edited model fails onnx.checker: {str(exc).splitlines()[0]}") from None
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as exc:  # ValueError: a bad type in the source
+        raise CatsplitError(f"the edited model fails onnx.checker: {(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
     if new_folder:
         dst.parent.mkdir(exist_ok=True)
     with atomic_path(dst, overwrite=overwrite, example="model.onnx") as tmp:

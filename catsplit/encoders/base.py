@@ -48,6 +48,13 @@ def check_texts(texts: Any) -> list[str]:
     return texts
 
 
+def token_rows(tokenizer: Tokenizer) -> int:
+    """Rows a token table needs for every id `tokenizer` can produce: its largest id + 1 (ids need not be
+    dense: a tokenizer.json may map 24 tokens to ids up to 10^9)."""
+    ids = tokenizer.get_vocab(with_added_tokens=True).values()
+    return max(ids, default=-1) + 1
+
+
 def load_tokenizer(path: Path) -> Tokenizer:
     """Load a `tokenizer.json`, padding to the longest text of each batch and not truncating.
 

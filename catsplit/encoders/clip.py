@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from catsplit.encoders.base import BatchedTextEncoder, load_tokenizer
+from catsplit.encoders.base import BatchedTextEncoder, load_tokenizer, token_rows
 from catsplit.errors import CatsplitError
 from catsplit.io.readers import read_json
 
@@ -114,9 +114,9 @@ class CLIPTextEncoder(BatchedTextEncoder):
         sd = read_safetensors(model_dir / "model.safetensors", "CLIP weights file")[0]
         self._w = self._load_weights(sd, projection)
         self.dim = int(self._w["text_projection.weight"].shape[0] if "text_projection.weight" in self._w else cfg["hidden_size"])
-        vocab = self.tokenizer.get_vocab_size(with_added_tokens=True)
+        vocab = token_rows(self.tokenizer)
         if vocab > cfg["vocab_size"]:  # a token id past the table would fail at the first text
-            raise CatsplitError(f"{model_dir / 'tokenizer.json'} has {vocab} tokens but the model's token table has "
+            raise CatsplitError(f"{model_dir / 'tokenizer.json'} has token ids up to {vocab - 1} but the model's token table has "
                                 f"{cfg['vocab_size']} rows; use the tokenizer that came with the model")
 
     def _load_weights(self, sd: dict[str, torch.Tensor], projection: bool | None) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from catsplit.encoders.base import BatchedTextEncoder, load_tokenizer
+from catsplit.encoders.base import BatchedTextEncoder, load_tokenizer, token_rows
 from catsplit.errors import CatsplitError
 from catsplit.io.readers import read_json
 from catsplit.optional import MINILM_FILES, require_minilm
@@ -105,11 +105,11 @@ class MiniLMEncoder(BatchedTextEncoder):
         self.tokenizer = load_tokenizer(model_dir / "tokenizer.json")
         self._cfg = cfg
         self._w = self._load_weights(read_safetensors(model_dir / "model.safetensors", "BERT weights file")[0])
-        vocab = self.tokenizer.get_vocab_size(with_added_tokens=True)
+        vocab = token_rows(self.tokenizer)
         rows = self._w["embeddings.word_embeddings.weight"].shape[0]
         if vocab > rows:  # a token id past the table would fail at the first text
             raise CatsplitError(
-                f"{model_dir / 'tokenizer.json'} has {vocab} tokens but the word embeddings of "
+                f"{model_dir / 'tokenizer.json'} has token ids up to {vocab - 1} but the word embeddings of "
                 f"{model_dir / 'model.safetensors'} have {rows} rows; use the tokenizer that came with the model"
             )
 

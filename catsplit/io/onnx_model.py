@@ -48,6 +48,7 @@ def load_model(path: str | os.PathLike, *, external_data: bool = True, purpose: 
     except Exception as exc:  # DecodeError and friends
         raise CatsplitError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {first_line(exc)})") from None
     check_text(model, path)
+    check_value_types(model, path)
     external = []
     for t in model.graph.initializer:
         if t.data_location == onnx.TensorProto.EXTERNAL:
@@ -95,6 +96,20 @@ def check_text(model: Any, where: str | os.PathLike) -> None:
     for what, value in fields:
         if not isinstance(value, str):
             raise CatsplitError(f"{where}: a {what} is not UTF-8 text ({bytes(value)[:40]!r}); the model is damaged")
+
+
+def check_value_types(model: Any, where: str | os.PathLike) -> None:
+    """Every graph input, output and value_info typed as a tensor has an element type ONNX defines
+    (onnx.checker raises a bare ValueError on type 0, UNDEFINED, wherever the model is checked later)."""
+    graph = model.graph
+    for v in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if v.type.HasField("tensor_type"):
+            elem = v.type.tensor_type.elem_type
+            if elem not in TYPE_BITS and elem != STRING:
+                raise CatsplitError(
+                    f"{where}: tensor {v.name!r} is declared with element type {elem}, which ONNX does not define "
+                    "(0 is UNDEFINED); the model is damaged"
+                )
 
 
 def count(t: Any, where: str | os.PathLike) -> int:

@@ -194,7 +194,13 @@ def _deep_head_metadata(m):
             p.value = "[" * 100_000 + "]" * 100_000
 
 
+def _undefined_input_type(m):
+    m.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.UNDEFINED  # onnx.checker: bare ValueError
+
+
 ONNX_CASES = {
+    "graph input of undefined element type": (_undefined_input_type, ("edit-onnx", "predict", "triton"),
+                                              "declared with element type 0"),
     "raw data shorter than its dims": (_short_raw, ("edit-onnx", "predict", "triton"), "needs"),
     "string initializer": (_string_dtype, ("edit-onnx",), "string tensor"),
     "undefined element type": (_undefined_dtype, ("edit-onnx", "predict", "triton"), "element type 0"),
@@ -405,7 +411,17 @@ def _template_with_unknown_token(files):
     files["tokenizer.json"] = json.dumps(tok).encode()
 
 
+def _sparse_token_id(files):
+    """A token id far past the embedding table, in a vocabulary of a few dozen tokens (IndexError at the first text)."""
+    tok = json.loads(files["tokenizer.json"])
+    vocab = tok["model"]["vocab"]
+    vocab[next(t for t in vocab if vocab[t] == max(vocab.values()))] = 10**9
+    files["tokenizer.json"] = json.dumps(tok).encode()
+
+
 ENCODERS = {
+    "token id past the embedding table": ("bert", _sparse_token_id, "token ids up to 1000000000"),
+    "CLIP token id past the embedding table": ("clip", _sparse_token_id, "token ids up to 1000000000"),
     "config.json not JSON": ("bert", lambda f: f.__setitem__("config.json", b"{hidden_size: 8"), "not valid JSON"),
     "config.json not UTF-8": ("bert", lambda f: f.__setitem__("config.json", b"\xff" + f["config.json"]), "not UTF-8"),
     "num_attention_heads a list": ("bert", _config(num_attention_heads=[2]), "num_attention_heads must be"),
