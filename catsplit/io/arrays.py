@@ -28,6 +28,18 @@ PLAIN_KINDS = "biufUS"
 MAX_NPY_HEADER = 1 << 16  # bytes of an .npy header (numpy writes about 128; it refuses more than 10,000 itself)
 
 
+def npy_header(f: IO[bytes]) -> tuple:
+    """(shape, fortran_order, dtype) of the `.npy` header at `f`'s position, versions 1.0 and 2.0; ValueError otherwise."""
+    from numpy.lib import format as npformat
+
+    version = npformat.read_magic(f)
+    if version == (1, 0):
+        return npformat.read_array_header_1_0(f, max_header_size=MAX_NPY_HEADER)
+    if version == (2, 0):
+        return npformat.read_array_header_2_0(f, max_header_size=MAX_NPY_HEADER)
+    raise ValueError(f"format version {version} is not one catsplit reads (1.0 or 2.0)")
+
+
 def read_arrays(path: str | PathLike, what: str) -> dict[str, np.ndarray]:
     """Every array of a `.npy` (one array, named "" here), `.npz` or `.safetensors` file, checked and in memory.
 
@@ -77,17 +89,9 @@ def _read_npz(path: Path, where: str) -> dict[str, np.ndarray]:
 
 def _read_npy(f: IO[bytes], size: int, where: str) -> np.ndarray:
     """One .npy array from `f`, which holds `size` bytes from its current position."""
-    from numpy.lib import format as npformat
-
     start = f.tell()
     try:
-        version = npformat.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = npformat.read_array_header_1_0(f, max_header_size=MAX_NPY_HEADER)
-        elif version == (2, 0):
-            shape, fortran, dtype = npformat.read_array_header_2_0(f, max_header_size=MAX_NPY_HEADER)
-        else:
-            raise ValueError(f"format version {version} is not one catsplit reads (1.0 or 2.0)")
+        shape, fortran, dtype = npy_header(f)
     except CatsplitError:
         raise
     except Exception as exc:  # a damaged header: ValueError, SyntaxError, tokenize errors, RecursionError ...
@@ -188,7 +192,6 @@ def map_npy(path: str | PathLike, what: str) -> np.ndarray:
 
     For clip features too large for memory (`catsplit refine` / `relabel` read them chunk by chunk).
     """
-    from numpy.lib import format as npformat
 
     p = Path(path)
     where = f"{what} {p}"
@@ -196,13 +199,7 @@ def map_npy(path: str | PathLike, what: str) -> np.ndarray:
         raise CatsplitError(f"{where} not found")
     try:
         with open(p, "rb") as f:
-            version = npformat.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = npformat.read_array_header_1_0(f, max_header_size=MAX_NPY_HEADER)
-            elif version == (2, 0):
-                shape, fortran, dtype = npformat.read_array_header_2_0(f, max_header_size=MAX_NPY_HEADER)
-            else:
-                raise ValueError(f"format version {version} is not one catsplit reads (1.0 or 2.0)")
+            shape, fortran, dtype = npy_header(f)
             offset = f.tell()
             size = os.fstat(f.fileno()).st_size
     except CatsplitError:
