@@ -380,7 +380,7 @@ def _post_softmax(model: Any, output: str, where: str) -> Any:
         return None
     if len(consumers) == 1 and softmaxes and consumers[0].output[0] in outputs:
         return consumers[0]
-    shown = ", ".join(f"{n.op_type} {n.name!r}" for n in consumers) or "nothing"
+    shown = ", ".join(f"{n.op_type!r} node {n.name!r}" for n in consumers) or "nothing"
     raise CatsplitError(
         f"{where}: the classifier's output {output!r} feeds {shown}; catsplit edits models whose classifier output "
         "is a graph output, directly or through one Softmax / LogSoftmax"

@@ -40,12 +40,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return args.func(args)
         except CatsplitError as exc:
-            print(f"catsplit: error: {exc}", file=sys.stderr)
+            print(f"catsplit: error: {one_line(str(exc))}", file=sys.stderr)
             return 2
+
+
+_LINE_BREAKS = {ord(c): c.encode("unicode_escape").decode() for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(message: str) -> str:
+    """`message` with its line breaks escaped (`\\n`): an error is one line, whatever text from a file it quotes."""
+    return message.translate(_LINE_BREAKS)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
                   line: str | None = None) -> None:
     """Warnings as one line like errors: on the command line a source location (the launcher's) means nothing."""
-    print(f"catsplit: warning: {message}", file=sys.stderr if file is None else file)
+    print(f"catsplit: warning: {one_line(str(message))}", file=sys.stderr if file is None else file)
 

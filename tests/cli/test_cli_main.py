@@ -50,3 +50,12 @@ def test_split_raw_modifiers_encodes_modifiers_as_written(head_file, tmp_path):
                      *flag, "-o", str(out)]) == 0
         outs[bool(flag)] = catsplit.load_head(out).latest_record()
     assert "modifier_text" in outs[False]["details"] and "modifier_text" not in outs[True]["details"]
+
+
+def test_an_error_quoting_a_line_break_is_still_one_line(capsys, tmp_path):
+    """A file name (or a name read from a file) holding line breaks is quoted with them escaped."""
+    bad = tmp_path / "a\nb\u2028c.safetensors"
+    assert main(["inspect", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("catsplit: error:"), err
+    assert "a\\nb\\u2028c.safetensors" in err, err
