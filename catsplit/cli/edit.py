@@ -89,7 +89,7 @@ def cmd_split(args: argparse.Namespace) -> int:
             method=args.method, mode=args.mode, modifiers=read_json_option(args.modifiers, "modifiers"),
             groups=read_json_option(args.groups, "groups"), seed=args.seed,
             config=SplitConfig(alpha=args.alpha, beta=args.beta, normalise_modifiers=not args.raw_modifiers),
-            order=args.order,
+            order=args.order, calibrate=args.calibrate,
         )
         if source.model is None:
             rec = source.source.split_to(out, encoder, args.coarse, read_subs(args), overwrite=args.overwrite, **options)
@@ -188,6 +188,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--raw-modifiers", action="store_true",
                    help="retrieval, alignment: encode modifier texts as written (default: 'from left to right' is "
                    "encoded as 'to the right'; see SplitConfig.normalise_modifiers)")
+    p.add_argument("--calibrate", choices=["scale"],
+                   help="flat splits: rescale every sub row to the coarse row's norm, locality calibration without "
+                   "data (recorded in the edit; with clips of other classes use `catsplit refine --others`)")
     output_args(p, out_help=MODEL_OUT_HELP, overwrite_help=REPLACE_INPUT_HELP)
     p.set_defaults(func=cmd_split)
 

@@ -117,7 +117,10 @@ class HeadSource:
         overwrite: bool = False, **split_options: Any,
     ) -> Mapping[str, Any]:
         """Split and write `dst`; returns the edit record (the new head's last history entry)."""
-        if self.reader is None:
+        if split_options.get("calibrate", "absent") is None:
+            del split_options["calibrate"]  # the default: nothing to do after the split
+        if self.reader is None or "calibrate" in split_options:
+            # calibration rescales the new rows after the split: the loaded path (the head is still a view)
             new = split(self.head, text_encoder, coarse, subs, **split_options)
             new.save(dst, overwrite=overwrite)
             return new.latest_record()

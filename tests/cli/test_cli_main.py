@@ -59,3 +59,27 @@ def test_an_error_quoting_a_line_break_is_still_one_line(capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("catsplit: error:"), err
     assert "a\\nb\\u2028c.safetensors" in err, err
+
+
+def test_split_calibrate_scale_writes_what_the_python_api_writes(head_file, tmp_path, capsys):
+    """--calibrate scale: the file is split(..., calibrate="scale") saved, its record names the calibration;
+    a hierarchical split refuses it with a one-line error that says why."""
+    import catsplit
+    from conftest import HashEncoder
+
+    path, head, subs = head_file
+    out = tmp_path / "cal.safetensors"
+    args = ["split", str(path), "--coarse", COARSE, "--sub", subs[0], "--sub", subs[1], "--method", "alignment"]
+    assert main([*args, "--calibrate", "scale", "-o", str(out)]) == 0
+    want = tmp_path / "want.safetensors"
+    catsplit.split(head, HashEncoder(), COARSE, subs[:2], method="alignment", calibrate="scale").save(want)
+    assert out.read_bytes() == want.read_bytes()
+    assert catsplit.load_head(out).latest_record()["calibration"] == {"scale": True}
+    plain = tmp_path / "plain.safetensors"
+    assert main([*args, "-o", str(plain)]) == 0
+    assert plain.read_bytes() != out.read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--mode", "hierarchical", "--calibrate", "scale", "-o", str(tmp_path / "h.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "calibrate='scale' is for flat splits" in err, err
+    assert not (tmp_path / "h.safetensors").exists()
