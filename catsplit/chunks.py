@@ -21,6 +21,8 @@ CHUNK = 65_536  # rows per chunk: 64 MB of float32 at D = 256
 class ClipChunks:
     """Clips [N, D] that can be read several times, chunk by chunk, as float32 tensors.
 
+    A chunk is valid until the next one is read (a read-only memory map is copied into one reused buffer).
+
     Args:
         clips: a 2-D numpy array (a memory map too: `np.load(path, mmap_mode="r")`) or torch tensor [N, D];
             a sequence (list, tuple) of such chunks; or a callable that returns a fresh iterator of chunks
@@ -83,12 +85,18 @@ class ClipChunks:
 
     def _parts(self) -> Iterator[Any]:
         if self.array is not None:
+            buffer: np.ndarray | None = None
             for start in range(0, self.array.shape[0], self.chunk):
                 part = self.array[start : start + self.chunk]
                 if not isinstance(part, torch.Tensor):
                     part = np.asarray(part)
-                    if not part.flags.writeable:  # a read-only memory map: one chunk copied (torch wants writable memory)
-                        part = np.array(part)
+                    if not part.flags.writeable:
+                        # a read-only memory map: copied (torch wants writable memory) into one buffer reused by
+                        # every chunk of the pass, which spares a fresh allocation's page faults per chunk
+                        if buffer is None or buffer.dtype != part.dtype:
+                            buffer = np.empty((min(self.chunk, self.array.shape[0]), part.shape[1]), part.dtype)
+                        np.copyto(buffer[: part.shape[0]], part)
+                        part = buffer[: part.shape[0]]
                 yield part
             return
         got = self.source()  # type: ignore[misc]

@@ -99,12 +99,17 @@ class RefineConfig:
     # the pooled covariance from every stride-th clip of an array holding more clips than this (0: always all): its
     # D x D scatter is the pass's one O(N D^2) cost; 262,144 clips estimate a 256 x 256 covariance well
     covariance_clips: int = 262_144
+    # an array holding more clips than this runs its EM steps on this many of them (evenly spread blocks), then one
+    # pass over every clip gives the final M-step: about 2 passes' time instead of `iterations` (0: every step on all)
+    em_sample: int = 65_536
     budget: float = 0.01  # with others=: the fraction of other clips the subs may steal (catsplit.calibration)
 
     def __post_init__(self) -> None:
         check_number_fields(self, counts=("iterations", "chunk"), non_negative=("shrinkage",), unit_interval=("budget",))
-        if isinstance(self.covariance_clips, bool) or not isinstance(self.covariance_clips, int) or self.covariance_clips < 0:
-            raise CatsplitError(f"RefineConfig.covariance_clips must be an integer >= 0 (0: every clip), got {self.covariance_clips!r}")
+        for name in ("covariance_clips", "em_sample"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise CatsplitError(f"RefineConfig.{name} must be an integer >= 0 (0: every clip), got {value!r}")
         if self.shrinkage > 1:
             raise CatsplitError(f"RefineConfig.shrinkage must be in [0, 1], got {self.shrinkage!r}")
         if self.scale not in REFINE_SCALES:

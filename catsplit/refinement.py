@@ -10,7 +10,9 @@ Hard EM with a shared-covariance Gaussian discriminant, started from the split's
    gives the mean norm of (w_j - w_c) of the rows the refinement started from (so the edit keeps the
    zero-shot edit's strength against the other classes); the biases as `RefineConfig.bias` says;
 
-until no clip changes sub or `iterations` steps. Each pass keeps only sufficient statistics (per-sub counts
+until no clip changes sub or `iterations` steps. An array of more than `em_sample` clips runs these steps on
+evenly spread blocks of that many; then one pass over every clip gives the final sub means (the covariance
+stays the sample's). Each pass keeps only sufficient statistics (per-sub counts
 and sums; the D x D scatter once, in the first pass), reading the clips `chunk` rows at a time, so memory does
 not grow with the number of clips. No sub label is used. With `others`, the sub biases are then calibrated
 (`catsplit.calibration`). Only the latest split's rows and biases change: unsplit restores the head before
@@ -22,10 +24,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from catsplit.calibration import shift_biases
-from catsplit.checks import check_seed
+from catsplit.checks import as_tensor, check_finite, check_seed
 from catsplit.chunks import ClipChunks
 from catsplit.config import RefineConfig
 from catsplit.errors import CatsplitError
@@ -81,35 +84,82 @@ def refine(
     chunks = ClipChunks(clips, d, "clips", config.chunk)
     w = split.weight.clone()  # [k, D] float32, current rows
     b = split.bias.clone() if split.bias is not None else None
-    stride = sample_stride(chunks, config)
     with torch.no_grad(), one_thread():
-        stats, scatter, n, sample = first_pass(chunks, w, b, edited, stride)
-        if n < k:
-            raise CatsplitError(f"refine needs at least as many clips as subs: got {n} clips for {k} subs; add clips")
-        steps, converged = 0, False
-        empty: list[str] = []
-        while True:
+        sample = em_sample(chunks, config)  # [m, D] of a large array, else None
+        if sample is None:
+            w, b, stats, _, n, m, steps, converged, empty = run_em(chunks, w, b, split, edited, target, config)
+            sampled = n
+        else:
+            # the EM steps on evenly spread blocks; then one pass over every clip gives the final means, and the
+            # sample, re-assigned under the same rows, the within-sub covariance: about two passes, not `iterations`
+            part = ClipChunks(sample, d, "clips", config.chunk)
+            w, b, _, scatter, sampled, m, steps, converged, _ = run_em(part, w, b, split, edited, target, config)
+            every = assign_pass(chunks, w, b, edited, 1)
+            mine = assign_pass(part, w, b, edited, 1)
+            del part, sample
+            stats = PassStats(every.counts, every.sums, mine.counts, mine.sums)
+            n = int(every.counts.sum())
             w, b, empty = m_step(split, stats, scatter, target, config, w, b)
-            steps += 1
-            if steps >= config.iterations:
-                break
-            new = assign_pass(chunks, w, b, edited, stride)
-            if torch.equal(new.counts, stats.counts) and torch.equal(new.sums, stats.sums):
-                converged = True  # no clip changed sub: the rows above are the fixed point
-                break
-            stats = new
     settings = asdict(config)
     del settings["chunk"]  # how the clips were read, not what was computed
     if others is None:
         del settings["budget"]
     settings["max_iterations"] = settings.pop("iterations")
     info = {
-        "clips": n, "covariance_sample": sample, "iterations": steps, "converged": converged, "seed": seed,
+        "clips": n, "em_clips": sampled, "covariance_sample": m, "iterations": steps, "converged": converged, "seed": seed,
         "counts": [int(c) for c in stats.counts], "empty": empty, **settings,
     }
     out = with_rows(edited, split, w, b, "refine", info)
     if others is not None:
         out = shift_biases(out, others, config.budget, {"scale": False, "by": "refine"})
+    return out
+
+
+def run_em(
+    chunks: ClipChunks, w: torch.Tensor, b: torch.Tensor | None, split: SplitRows, head: Head, target: float,
+    config: RefineConfig,
+) -> tuple[torch.Tensor, torch.Tensor | None, PassStats, torch.Tensor, int, int, int, bool, list[str]]:
+    """Hard EM over `chunks` from rows `w`, `b` -> (rows, biases, the last E-step's stats, the covariance
+    sample's [D, D] scatter, clips, covariance sample clips, M-steps run, converged, empty subs)."""
+    k = w.shape[0]
+    stride = sample_stride(chunks, config)
+    stats, scatter, n, m = first_pass(chunks, w, b, head, stride)
+    if n < k:
+        raise CatsplitError(f"refine needs at least as many clips as subs: got {n} clips for {k} subs; add clips")
+    steps, converged = 0, False
+    while True:
+        w, b, empty = m_step(split, stats, scatter, target, config, w, b)
+        steps += 1
+        if steps >= config.iterations:
+            break
+        new = assign_pass(chunks, w, b, head, stride)
+        if torch.equal(new.counts, stats.counts) and torch.equal(new.sums, stats.sums):
+            converged = True  # no clip changed sub: the rows above are the fixed point
+            break
+        stats = new
+    return w, b, stats, scatter, n, m, steps, converged, empty
+
+
+SAMPLE_BLOCK = 4096  # rows per block of the EM sample at most: contiguous reads of a memory map
+SAMPLE_BLOCKS = 32  # blocks of the EM sample at least
+
+
+def em_sample(chunks: ClipChunks, config: RefineConfig) -> torch.Tensor | None:
+    """About `em_sample` clips of an array holding more, as float32 [m, D]: equal blocks (at least SAMPLE_BLOCKS,
+    of at most SAMPLE_BLOCK rows) at evenly spaced starts (deterministic; NaN / inf refused with the row where the block starts). None otherwise."""
+    x, total = chunks.array, chunks.count
+    if x is None or not config.em_sample or total is None or total <= config.em_sample:
+        return None
+    # at least SAMPLE_BLOCKS blocks, so that a file sorted by anything (by sub, by time) is still sampled throughout
+    blocks = min(max(-(-config.em_sample // SAMPLE_BLOCK), SAMPLE_BLOCKS), config.em_sample)
+    size = config.em_sample // blocks  # rows per block, <= SAMPLE_BLOCK
+    starts = [round(i * (total - size) / max(blocks - 1, 1)) for i in range(blocks)]
+    out = torch.empty(blocks * size, x.shape[1], dtype=torch.float32)
+    for i, start in enumerate(starts):
+        part = x[start : start + size]
+        part = as_tensor(part if isinstance(part, torch.Tensor) else np.array(part), chunks.what)  # a copy: maps are read-only
+        check_finite(part, f"{chunks.what} (rows from {start})")
+        out[i * size : (i + 1) * size] = part
     return out
 
 

@@ -96,6 +96,9 @@ def test_deterministic_and_the_input_forms_agree(world, tmp_path):
         np.testing.assert_allclose(other.tables[0].weight.numpy(), a.tables[0].weight.numpy(), rtol=1e-4, atol=1e-5)
     small = catsplit.refine(start, train, config=RefineConfig(chunk=7))  # many chunks, the same statistics
     np.testing.assert_allclose(small.tables[0].weight.numpy(), a.tables[0].weight.numpy(), rtol=1e-4, atol=1e-5)
+    # a read-only map read through one reused buffer, chunk after chunk (the last one partial): the same bits
+    mapped_small = catsplit.refine(start, np.load(tmp_path / "clips.npy", mmap_mode="r"), config=RefineConfig(chunk=7))
+    assert mapped_small.equals(small)
 
 
 def test_stops_at_a_fixed_point(world):
@@ -278,3 +281,32 @@ def test_natural_scale_uses_the_discriminants_own_log_odds(world):
     torch.testing.assert_close(d_e[live].norm(dim=1).mean(), start_norm, rtol=1e-4, atol=1e-4)
     with pytest.raises(CatsplitError, match="RefineConfig.scale"):
         RefineConfig(scale="big")
+
+
+def test_many_clips_run_the_em_steps_on_a_spread_sample_then_one_pass_over_all(world):
+    """An array holding more than em_sample clips: the EM steps see evenly spread blocks (the clips here are
+    sorted by sub, so one block would see only the first subs), the final M-step every clip. The result is as
+    good as the full EM's, differs from it, keeps every other row, and unsplit restores the head."""
+    head, subs, train, test, truth = world
+    start = noisy_split(head, subs)
+    full = catsplit.refine(start, train)
+    sampled = catsplit.refine(start, train, config=RefineConfig(em_sample=64))
+    rec = sampled.latest_record()["refine"]
+    assert rec["em_clips"] == 64 and rec["em_sample"] == 64 and rec["clips"] == len(train) and rec["covariance_sample"] == 64
+    assert full.latest_record()["refine"]["em_clips"] == len(train)  # few clips: every step on all of them
+    assert sum(rec["counts"]) == len(train)  # the final statistics are every clip's
+    assert not sampled.equals(full)
+    assert accuracy(sampled, test, truth) >= accuracy(full, test, truth) - 0.05
+    assert accuracy(sampled, test, truth) > accuracy(start, test, truth) + 0.2
+    assert catsplit.unsplit(sampled, COARSE).equals(head)
+    # the same bits from a torch tensor and from a read-only memory map of the same clips
+    assert catsplit.refine(start, torch.from_numpy(train), config=RefineConfig(em_sample=64)).equals(sampled)
+    ro = train.copy()
+    ro.flags.writeable = False
+    assert catsplit.refine(start, ro, config=RefineConfig(em_sample=64)).equals(sampled)
+    bad = train.copy()
+    bad[len(train) // 2, 3] = np.nan
+    with pytest.raises(CatsplitError, match="NaN"):
+        catsplit.refine(start, bad, config=RefineConfig(em_sample=64))
+    with pytest.raises(CatsplitError, match="em_sample"):
+        RefineConfig(em_sample=-1)

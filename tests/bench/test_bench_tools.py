@@ -46,4 +46,4 @@ def test_refine_speed_script_runs_at_a_tiny_size():
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "refine, 100 clips x 16, k = 8" in out.stdout and "x the read pass" in out.stdout
-    assert "anonymous" in out.stdout
+    assert "anonymous" in out.stdout and "the same sub for" in out.stdout
