@@ -106,16 +106,7 @@ def read_clips(features: str | Path, labels: str | Path | None = None) -> tuple[
     arrays = read_arrays(path, "features file")
     if "" in arrays:  # .npy: the features alone
         arrays = {"features": arrays.pop("")}
-    if "features" in arrays:
-        x = arrays["features"]
-    elif len(arrays) == 1:
-        x = next(iter(arrays.values()))
-    else:
-        raise CatsplitError(f"features file {path} holds {sorted(arrays)}; name the [N, D] array 'features'")
-    if x.ndim != 2:
-        raise CatsplitError(f"features in {path} must have shape [N, D], got {tuple(x.shape)}")
-    if x.dtype.kind not in "iuf":
-        raise CatsplitError(f"features in {path} must be numbers (float32), got dtype {x.dtype}")
+    x = features_array(arrays, path)
     if labels is not None:
         return x, _read_clip_labels(Path(labels))
     if "labels" not in arrays:
@@ -125,14 +116,36 @@ def read_clips(features: str | Path, labels: str | Path | None = None) -> tuple[
         raise CatsplitError(f"labels in {path} must have shape [N], got {tuple(y.shape)}")
     if y.dtype.kind in "iu":
         return x, [int(v) for v in y]
-    if y.dtype.kind == "U":
-        return x, [str(v) for v in y.tolist()]
-    if y.dtype.kind == "S":
-        try:
-            return x, [v.decode("utf-8") for v in y.tolist()]
-        except UnicodeDecodeError as exc:
-            raise CatsplitError(f"labels in {path} are not UTF-8 text ({exc.reason}); store them as a str array") from None
+    if y.dtype.kind in "US":
+        return x, strings_of(y, path, "labels")
     raise CatsplitError(f"labels in {path} must be label strings or integer indices, got dtype {y.dtype}")
+
+
+def features_array(arrays: dict[str, Any], path: Path, leave_out: tuple[str, ...] = ()) -> Any:
+    """The [N, D] features among a file's arrays: the one named `features`, else the only array whose name is
+    not in `leave_out`; checked for rank and number dtype."""
+    named = {k: v for k, v in arrays.items() if k not in leave_out}
+    if "features" in arrays:
+        x = arrays["features"]
+    elif len(named) == 1:
+        x = next(iter(named.values()))
+    else:
+        raise CatsplitError(f"features file {path} holds {sorted(arrays)}; name the [N, D] array 'features'")
+    if x.ndim != 2:
+        raise CatsplitError(f"features in {path} must have shape [N, D], got {tuple(x.shape)}")
+    if x.dtype.kind not in "iuf":
+        raise CatsplitError(f"features in {path} must be numbers (float32), got dtype {x.dtype}")
+    return x
+
+
+def strings_of(y: Any, path: Path, what: str) -> list[str]:
+    """A str (U) or UTF-8 bytes (S) array as Python strings."""
+    if y.dtype.kind == "U":
+        return [str(v) for v in y.tolist()]
+    try:
+        return [v.decode("utf-8") for v in y.tolist()]
+    except UnicodeDecodeError as exc:
+        raise CatsplitError(f"{what} in {path} are not UTF-8 text ({exc.reason}); store them as a str array") from None
 
 
 def _read_clip_labels(path: Path) -> list[Any]:
@@ -157,33 +170,16 @@ def read_unlabelled_clips(features: str | Path) -> tuple[np.ndarray, list[str] |
 
     path = Path(features)
     if path.suffix.lower() == ".npy":
-        x = map_npy(path, "features file")
-        ids = None
-    else:
-        arrays = read_arrays(path, "features file")
-        named = {k: v for k, v in arrays.items() if k not in ("labels", "ids")}
-        if "features" in arrays:
-            x = arrays["features"]
-        elif len(named) == 1:
-            x = next(iter(named.values()))
-        else:
-            raise CatsplitError(f"features file {path} holds {sorted(arrays)}; name the [N, D] array 'features'")
-        ids = None
-        if "ids" in arrays:
-            y = arrays["ids"]
-            if y.ndim != 1 or (x.ndim == 2 and y.shape[0] != x.shape[0]):
-                raise CatsplitError(f"ids in {path} must have shape [N] (one per feature row), got {tuple(y.shape)}")
-            if y.dtype.kind == "S":
-                try:
-                    ids = [v.decode("utf-8") for v in y.tolist()]
-                except UnicodeDecodeError as exc:
-                    raise CatsplitError(f"ids in {path} are not UTF-8 text ({exc.reason}); store them as a str array") from None
-            elif y.dtype.kind in "iuU":
-                ids = [str(v) for v in y.tolist()]
-            else:
-                raise CatsplitError(f"ids in {path} must be strings or integers, got dtype {y.dtype}")
-    if x.ndim != 2:
-        raise CatsplitError(f"features in {path} must have shape [N, D], got {tuple(x.shape)}")
-    if x.dtype.kind not in "iuf":
-        raise CatsplitError(f"features in {path} must be numbers (float32), got dtype {x.dtype}")
-    return x, ids
+        return features_array({"features": map_npy(path, "features file")}, path), None
+    arrays = read_arrays(path, "features file")
+    x = features_array(arrays, path, leave_out=("labels", "ids"))
+    if "ids" not in arrays:
+        return x, None
+    y = arrays["ids"]
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise CatsplitError(f"ids in {path} must have shape [N] (one per feature row), got {tuple(y.shape)}")
+    if y.dtype.kind in "iu":
+        return x, [str(v) for v in y.tolist()]
+    if y.dtype.kind in "US":
+        return x, strings_of(y, path, "ids")
+    raise CatsplitError(f"ids in {path} must be strings or integers, got dtype {y.dtype}")
