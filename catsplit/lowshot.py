@@ -19,6 +19,7 @@ from catsplit.errors import CatsplitError
 from catsplit.head import Head, Table, label_names
 from catsplit.progress import Progress
 from catsplit.scoring import table_scores
+from catsplit.splitrows import latest_split
 from catsplit.training import EmaEarlyStop, one_thread, step_budget
 
 
@@ -65,11 +66,7 @@ def finetune(
     Returns:
         a new Head; the edit record of the split gains a `finetune` entry.
     """
-    if not isinstance(head, Head):
-        raise CatsplitError(f"finetune needs a catsplit.Head, got {type(head).__name__}")
-    history = head.history
-    if not history or history[-1].get("op") != "split":
-        raise CatsplitError("finetune trains the rows of the latest split; this head has no split to fine-tune")
+    split = latest_split(head, "finetune")  # the checked record and the split's rows (flat or hierarchical)
     seed = check_seed(seed)
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, Integral) or shots < 1):
         raise CatsplitError(f"shots must be a positive integer (clips per sub), got {shots!r}")
@@ -77,14 +74,7 @@ def finetune(
         config = FinetuneConfig()
     elif not isinstance(config, FinetuneConfig):
         raise CatsplitError(f"config must be a catsplit.FinetuneConfig, got {type(config).__name__}; e.g. config=FinetuneConfig(lr=1e-3)")
-    rec = history[-1]  # a checked record (check_history): every field below is there, of the right type
-    subs = list(rec["subs"])
-    ti = rec["table"] if rec["mode"] == "flat" else rec["sub_table"]
-    if not (ti < len(head.tables) and set(subs) <= set(head.tables[ti].labels)):
-        raise CatsplitError(
-            f"the latest edit record (split of {rec['coarse']!r}) does not match the head: its subs are not rows "
-            f"of table {ti}. The history is damaged; fine-tune a head written by catsplit.split"
-        )
+    rec, subs, ti = split.record, split.subs, split.table
     x = as_tensor(features, "features").to(torch.float32)
     if x.ndim != 2 or x.shape[1] != head.dim:
         raise CatsplitError(f"features must have shape [N, {head.dim}], got {tuple(x.shape)}")
@@ -98,11 +88,9 @@ def finetune(
         x, names = x[torch.from_numpy(keep)], [names[i] for i in keep]
     if not any(n in subs for n in names):
         raise CatsplitError(f"no training clip is labelled with a sub of the split ({subs}); nothing to learn")
-    table = head.tables[ti]
-    # the split's rows, found by the record's subs (checked above): the table's last k rows (order "append") or not ("keep")
-    rows = torch.tensor([table.row(s) for s in subs], dtype=torch.long)  # [k]
-    w0 = table.weight[rows].to(torch.float32)
-    b0 = table.bias[rows].to(torch.float32) if table.bias is not None else None
+    # the split's rows, found by the record's subs: the table's last k rows (order "append") or not ("keep")
+    table, rows = head.tables[ti], split.rows  # [k]
+    w0, b0 = split.weight, split.bias  # float32 [k, D], [k] or None
     scores = SubRowScores(head, x)  # what does not depend on the trainable rows, computed once
     y = scores.targets(names)  # [N]
     w = w0.clone().requires_grad_()
@@ -151,7 +139,7 @@ def finetune(
         "clips": n, "shots": shots, "seed": seed, "epochs": epoch, "steps": step, "best_epoch": stopper.best_epoch,
         "loss_ema": round(stopper.best, 6),
     }
-    return head.evolve(tables=tuple(tables), history=history[:-1] + (rec,))
+    return head.evolve(tables=tuple(tables), history=head.history[:-1] + (rec,))
 
 
 class SubRowScores:

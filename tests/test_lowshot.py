@@ -59,7 +59,7 @@ def test_finetune_bad_input():
     bad[0, 0] = np.nan
     with pytest.raises(CatsplitError, match="NaN"):
         finetune(edited, bad, y)
-    with pytest.raises(CatsplitError, match="no split"):
+    with pytest.raises(CatsplitError, match="latest edit is no edit; split first"):
         finetune(head, x, ["Pulling something up"] * len(y))
     with pytest.raises(CatsplitError, match="one label per row"):
         finetune(edited, x, y[:-1])

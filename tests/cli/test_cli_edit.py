@@ -213,7 +213,7 @@ def test_finetune_errors_are_one_line(tuning_setup, capsys):
     assert "JSON list" in _error(capsys, ["finetune", str(path), good, "--labels", str(tmp / "labels.json"), "-o", out])
     head, _, _, _ = compositional_head(dim=16, seed=2)
     head.save(tmp / "plain.safetensors")
-    assert "no split" in _error(capsys, ["finetune", str(tmp / "plain.safetensors"), good, "-o", out])
+    assert "latest edit is no edit; split first" in _error(capsys, ["finetune", str(tmp / "plain.safetensors"), good, "-o", out])
     assert not (tmp / "o.safetensors").exists()
 
 
