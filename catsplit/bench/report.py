@@ -190,6 +190,22 @@ def plot(results: Sequence[dict], path: str | Path, title: str = "catsplit bench
     _save(fig, plt, path, layout=False)
 
 
+def ablation_rows(pretrained: Sequence[dict], scratch: Sequence[dict]) -> list[dict]:
+    """The ablation as data: per pretrained row (partition, method, mode) its generality and locality from scratch
+    and pretrained (mean, std) and the generality difference; None where the scratch run lacks the row."""
+    old = {(r.get("partition", ""), r["method"], r["mode"]): r for r in scratch}
+    rows = []
+    for r in pretrained:
+        o = old.get((r.get("partition", ""), r["method"], r["mode"]))
+        rows.append({
+            "partition": r.get("partition", ""), "method": r["method"], "mode": r["mode"],
+            "generality_scratch": o["generality"] if o else None, "generality_pretrained": r["generality"],
+            "generality_delta": round(r["generality"]["mean"] - o["generality"]["mean"], 4) if o else None,
+            "locality_scratch": o["locality"] if o else None, "locality_pretrained": r["locality"],
+        })
+    return rows
+
+
 def ablation_table(pretrained: Sequence[dict], scratch: Sequence[dict], names: tuple[str, str] = ("scratch", "pretrained")) -> str:
     """The paper's pretraining ablation: generality / locality of every method, from scratch and pretrained,
     side by side, one table per partition (rows matched by method, mode and partition)."""

@@ -37,3 +37,29 @@ def test_plot_one_panel_per_partition_with_a_baseline_and_the_ablation_table(tmp
     assert "**partition A**" in table and "**partition B**" in table
     assert "| alignment | flat | 40.0 ± 0.5 | 48.0 ± 0.5 | +8.0 |" in table
     assert "| alignment | flat | n/a | 45.0 ± 0.5 | n/a |" in table  # no scratch row to match
+
+
+def test_the_ablation_tool_writes_both_runs_side_by_side_as_json(tmp_path, capsys):
+    import json
+
+    from catsplit.bench.tools.ablation import main
+
+    def run(g, split="test"):
+        return {"config": {"eval_split": split, "train": {"pretrain": "verbs" if g > 41 else "none"}},
+                "results": [{"method": "alignment", "mode": "flat", "partition": "A", "generality": {"mean": g, "std": 0.5},
+                             "locality": {"mean": 99.0, "std": 0.1}, "agreement": {"mean": 99.0, "std": 0.1}, "seeds": [0]}]}
+
+    for name, g in (("s.json", 40.0), ("p.json", 48.5)):
+        (tmp_path / name).write_text(json.dumps(run(g)))
+    out = tmp_path / "ab.json"
+    assert main([str(tmp_path / "s.json"), str(tmp_path / "p.json"), "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["scratch"]["train"]["pretrain"] == "none" and doc["pretrained"]["train"]["pretrain"] == "verbs"
+    (row,) = doc["rows"]
+    assert row["generality_scratch"]["mean"] == 40.0 and row["generality_pretrained"]["mean"] == 48.5
+    assert row["generality_delta"] == 8.5
+    with pytest.raises(CatsplitError, match="exists"):  # never silently overwritten
+        main([str(tmp_path / "s.json"), str(tmp_path / "p.json"), "--json", str(out)])
+    (tmp_path / "v.json").write_text(json.dumps(run(48.5, "val")))
+    with pytest.raises(CatsplitError, match="different clips"):
+        main([str(tmp_path / "s.json"), str(tmp_path / "v.json")])
