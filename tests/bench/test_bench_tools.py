@@ -47,3 +47,27 @@ def test_refine_speed_script_runs_at_a_tiny_size():
     assert out.returncode == 0, out.stderr[-3000:]
     assert "refine, 100 clips x 16, k = 8" in out.stdout and "x the read pass" in out.stdout
     assert "anonymous" in out.stdout and "the same sub for" in out.stdout
+
+
+def test_export_check_runs_on_a_tiny_model_and_finds_the_labels_in_the_metadata(tmp_path, capsys):
+    """A tiny linear model over the world's mixed labels: both edits export, agree with torch, carry their labels."""
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from catsplit.bench import models, world
+    from catsplit.bench.tools.export_check import main
+
+    tax = world.taxonomy()
+    labels, _ = world.mixed_labels(tax, tax.coarse[:1])
+    rng = np.random.default_rng(0)
+    clips = rng.integers(0, 255, size=(16, 16, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(16) % len(labels)
+    cfg = models.TrainConfig(epochs=1, width=4, dim=32, batch_size=8, pretrain="none")
+    model, report = models.train("linear", labels, clips, y, clips[:4], y[:4], cfg, progress=False)
+    path = models.save_model(model, str(tmp_path / "A-linear.safetensors"), cfg, report)
+    assert main([path, "--method", "coarse", "--clips", "1"]) in (0, None)
+    out = capsys.readouterr().out
+    assert out.count("top-1 agreement with torch 100.00 %") == 2, out
+    assert out.count("labels in metadata match: True") == 2, out

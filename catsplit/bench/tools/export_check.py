@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         stored = sess.get_modelmeta().custom_metadata_map["catsplit.labels"]
         print(f"{mode}: {path.stat().st_size / 1e6:.2f} MB, verified; top-1 agreement with torch "
               f"{np.mean(labels == ref_labels) * 100:.2f} % of {len(labels)} clips; max |p_onnx - p_torch| "
-              f"{np.abs(probs - ref).max():.2e}; labels in metadata match: {json.loads(stored) == edited.labels}; "
+              f"{np.abs(probs - ref).max():.2e}; labels in metadata match: {json.loads(stored) == list(edited.labels)}; "
               f"generality on {coarse!r} clips {np.mean(labels[target] == fine[target]) * 100:.1f} %")
         path.unlink()
     folder.rmdir()
