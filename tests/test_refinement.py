@@ -216,14 +216,15 @@ def refine_cases(draw):
                       split.bias, "start", {})
     clips = (3 * rng.standard_normal((n, dim))).astype(np.float32)
     probe = (3 * rng.standard_normal((30, dim))).astype(np.float32)
-    return head, start, clips, probe
+    em_sample = draw(st.sampled_from([0, k, n // 2 + 1]))  # 0 / k / about half: every step on all, or on a sample
+    return head, start, clips, probe, em_sample
 
 
 @settings(max_examples=60, deadline=None)
 @given(refine_cases())
 def test_property_only_the_split_rows_change_and_unsplit_restores(case):
-    head, start, clips, _ = case
-    refined = catsplit.refine(start, clips, config=RefineConfig(iterations=3))
+    head, start, clips, _, em_sample = case
+    refined = catsplit.refine(start, clips, config=RefineConfig(iterations=3, em_sample=em_sample))
     split = latest_split(start, "t")
     for ti, (a, b) in enumerate(zip(start.tables, refined.tables)):
         keep = torch.ones(a.weight.shape[0], dtype=torch.bool)
@@ -236,13 +237,13 @@ def test_property_only_the_split_rows_change_and_unsplit_restores(case):
 @settings(max_examples=60, deadline=None)
 @given(refine_cases())
 def test_property_hierarchical_locality_stays_exact(case):
-    head, start, clips, probe = case
+    head, start, clips, probe, em_sample = case
     if start.latest_record()["mode"] != "hierarchical":
         start = catsplit.unsplit(start, "l0")
         start = catsplit.split(start, None, "l0", ["s0", "s1"], method="coarse", mode="hierarchical")
         split = latest_split(start, "t")
         start = with_rows(start, split, split.weight + torch.eye(2, split.weight.shape[1]), split.bias, "start", {})
-    refined = catsplit.refine(start, clips, config=RefineConfig(iterations=3))
+    refined = catsplit.refine(start, clips, config=RefineConfig(iterations=3, em_sample=em_sample))
     before, after = head.predict(probe), refined.predict(probe)
     kept = before != "l0"
     assert (after[kept] == before[kept]).all()
