@@ -85,7 +85,7 @@ def refine(
     w = split.weight.clone()  # [k, D] float32, current rows
     b = split.bias.clone() if split.bias is not None else None
     with torch.no_grad(), one_thread():
-        sample = em_sample(chunks, config)  # [m, D] of a large array, else None
+        sample = em_sample(chunks, config, k)  # [m, D] of a large array, else None
         if sample is None:
             w, b, stats, _, n, m, steps, converged, empty = run_em(chunks, w, b, split, edited, target, config)
             sampled = n
@@ -144,7 +144,7 @@ SAMPLE_BLOCK = 4096  # rows per block of the EM sample at most: contiguous reads
 SAMPLE_BLOCKS = 32  # blocks of the EM sample at least
 
 
-def em_sample(chunks: ClipChunks, config: RefineConfig) -> torch.Tensor | None:
+def em_sample(chunks: ClipChunks, config: RefineConfig, subs: int) -> torch.Tensor | None:
     """About `em_sample` clips of an array holding more, as float32 [m, D]: equal blocks (at least SAMPLE_BLOCKS,
     of at most SAMPLE_BLOCK rows) at evenly spaced starts (deterministic; NaN / inf refused with the row where the block starts). None otherwise."""
     x, total = chunks.array, chunks.count
@@ -153,6 +153,8 @@ def em_sample(chunks: ClipChunks, config: RefineConfig) -> torch.Tensor | None:
     # at least SAMPLE_BLOCKS blocks, so that a file sorted by anything (by sub, by time) is still sampled throughout
     blocks = min(max(-(-config.em_sample // SAMPLE_BLOCK), SAMPLE_BLOCKS), config.em_sample)
     size = config.em_sample // blocks  # rows per block, <= SAMPLE_BLOCK
+    if blocks * size < subs:  # a sample with fewer clips than subs could not be refined: every step on all clips
+        return None
     starts = [round(i * (total - size) / max(blocks - 1, 1)) for i in range(blocks)]
     out = torch.empty(blocks * size, x.shape[1], dtype=torch.float32)
     for i, start in enumerate(starts):

@@ -311,3 +311,13 @@ def test_many_clips_run_the_em_steps_on_a_spread_sample_then_one_pass_over_all(w
         catsplit.refine(start, bad, config=RefineConfig(em_sample=64))
     with pytest.raises(CatsplitError, match="em_sample"):
         RefineConfig(em_sample=-1)
+
+
+def test_an_em_sample_smaller_than_the_subs_is_not_taken():
+    """Found by the property test: em_sample=2 for 3 subs and 3 clips refused clips that were enough."""
+    start = noisy_split(HEAD, SUBS[:3])
+    clips = np.random.default_rng(0).standard_normal((3, DIM)).astype(np.float32)
+    out = catsplit.refine(start, clips, config=RefineConfig(em_sample=2))
+    assert out.latest_record()["refine"]["em_clips"] == 3
+    full = catsplit.refine(start, clips, config=RefineConfig(em_sample=0))  # the same rows (the records differ)
+    assert all(torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias) for a, b in zip(out.tables, full.tables))
