@@ -14,20 +14,19 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from catsplit.checks import check_label_characters, check_labels
+from catsplit.checks import check_labels
 from catsplit.errors import CatsplitError
 from catsplit.export.graph import output_labels
+from catsplit.formats.huggingface import config_labels as formats_config_labels
 from catsplit.io.atomic import atomic_path
 from catsplit.io.keys import KEY_LABELS
 from catsplit.io.readers import read_json
 
 CONFIG_NAME = "config.json"
-_INDEX = re.compile(r"(0|[1-9][0-9]*)")
 
 
 def config_path(model: str | os.PathLike) -> Path:
@@ -49,6 +48,10 @@ def read_config(model: str | os.PathLike) -> dict[str, Any] | None:
 def config_labels(config: Mapping[str, Any], where: str) -> list[str] | None:
     """The labels of a transformers config's `id2label` in index order; None when it has none.
 
+    Read as every model reader reads it (`catsplit.formats.huggingface.config_labels`), but stricter:
+    an `id2label` that is present yet empty or not an object is an error, not "no labels", and the
+    labels must be valid class names (`check_labels`: one per line in a Triton labels.txt).
+
     Args:
         config: the config.json object.
         where: the file, for errors.
@@ -58,17 +61,8 @@ def config_labels(config: Mapping[str, Any], where: str) -> list[str] | None:
         return None
     if not isinstance(id2label, dict) or not id2label:
         raise CatsplitError(f"{where}: id2label must be a non-empty object index -> label, got {json.dumps(id2label)[:80]}")
-    by_index: dict[int, Any] = {}
-    for key, label in id2label.items():
-        if not isinstance(key, str) or not _INDEX.fullmatch(key.strip()):
-            raise CatsplitError(f"{where}: id2label key {key!r} is not an index 0, 1, ...; map each output column to its label")
-        by_index[int(key)] = label
-    if sorted(by_index) != list(range(len(by_index))):
-        missing = sorted(set(range(len(by_index))) - set(by_index))[:5]
-        raise CatsplitError(f"{where}: id2label must name the columns 0..{len(by_index) - 1}, each once; missing {missing}")
-    labels = list(check_labels([by_index[i] for i in range(len(by_index))], f"{where} id2label"))
-    check_label_characters(labels, f"{where} id2label")  # one label per line in a Triton labels.txt
-    return labels
+    labels = formats_config_labels(config, Path(where))
+    return list(check_labels(labels, f"{where} id2label"))
 
 
 def model_labels(meta: Mapping[str, str], model: str | os.PathLike | None, where: str) -> list[str]:

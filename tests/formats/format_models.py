@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hf_models import clips, tiny_model  # tests/ is on sys.path (tests/conftest.py)
 
 LABELS = ["archery", "bowling", "cartwheel", "dancing", "eating"]
 SUBS = ["bowling ten-pin", "bowling lawn"]
@@ -26,26 +27,13 @@ COARSE = "bowling"
 
 
 def hf_model(kind: str, labels=LABELS, seed: int = 0):
-    """A tiny randomly initialised transformers video classifier: "videomae", "timesformer" or "vivit"."""
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(seed)
-    common = dict(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=16, num_frames=4,
-        id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)},
-    )
-    if kind == "videomae":
-        return transformers.VideoMAEForVideoClassification(transformers.VideoMAEConfig(patch_size=8, tubelet_size=2, **common))
-    if kind == "timesformer":
-        return transformers.TimesformerForVideoClassification(transformers.TimesformerConfig(patch_size=8, **common))
-    if kind == "vivit":
-        return transformers.VivitForVideoClassification(transformers.VivitConfig(tubelet_size=[2, 8, 8], **common))
-    raise ValueError(kind)
+    """A tiny randomly initialised transformers video classifier with these labels (`hf_models.tiny_model`)."""
+    return tiny_model(kind, labels, seed)
 
 
 def video(n: int = 3, seed: int = 1) -> torch.Tensor:
     """Random clips [N, T=4, C=3, H=16, W=16], the input the tiny models take."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 4, 3, 16, 16, generator=g)
+    return clips(n, seed)
 
 
 class TinyVideoNet(torch.nn.Module):
